@@ -1,0 +1,1 @@
+"""FastAPI adapter: app factory and lifespan, settings, dependencies, schemas, routes."""

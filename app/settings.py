@@ -1,0 +1,60 @@
+"""One typed settings object, read from DEEPREGIME_* environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.enums import Policy
+from core.features import FEATURE_INPUT_SYMBOLS
+
+PLACEHOLDER_SECRETS = {"changethis", "changeme", "secret", "password", "admin"}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DEEPREGIME_", env_file=".env", extra="ignore")
+
+    # A plain string so SQLite and PostgreSQL URLs both pass.
+    database_url: str = "sqlite:///./var/deepregime.db"
+    db_timeout_s: float = Field(default=3.0, gt=0, le=60)
+
+    data_source: Literal["csv", "yfinance"] = "yfinance"
+    data_path: Path = Path("../shared/data/market")
+    symbols: list[str] = Field(default_factory=lambda: list(FEATURE_INPUT_SYMBOLS))
+    yfinance_start: str = "1993-01-01"
+
+    model_dir: Path = Path("models")
+    rule_set: str = "published"
+    default_policy: Policy = Policy.RULES
+
+    # Admin routes answer 403 for every key while this is unset.
+    api_key: SecretStr | None = None
+    migrate_on_start: bool = False
+    cors_origins: list[str] = Field(default_factory=list)
+    max_backtest_strategies: int = Field(default=12, ge=1, le=100)
+    max_page_size: int = Field(default=5000, ge=1, le=100_000)
+
+    @field_validator("api_key")
+    @classmethod
+    def _refuse_placeholder_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        secret = value.get_secret_value()
+        if secret.lower() in PLACEHOLDER_SECRETS or len(secret) < 16:
+            raise ValueError(
+                "DEEPREGIME_API_KEY must be at least 16 characters and not a placeholder"
+            )
+        return value
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,30 @@
+"""Entry point of the ``deepregime`` command."""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+
+from cli import data
+
+app = typer.Typer(
+    name="deepregime",
+    help="Market-regime signal service: ingest, features, signals, backtest, models, serve.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+data.register(app)
+
+
+@app.callback()
+def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progress.")) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+if __name__ == "__main__":
+    app()

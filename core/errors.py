@@ -1,0 +1,36 @@
+"""Domain errors, in one module, each carrying what a user needs to fix the input."""
+
+from __future__ import annotations
+
+
+class DeepRegimeError(Exception):
+    """Base class: every error the service raises on purpose."""
+
+
+class DataValidationError(DeepRegimeError):
+    """Input data that cannot be accepted; names the file, line and field when known."""
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        source: str | None = None,
+        line: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        self.reason = reason
+        self.source = source
+        self.line = line
+        self.field = field
+        where = ":".join(str(part) for part in (source, line) if part is not None)
+        prefix = f"{where}: " if where else ""
+        field_part = f"field '{field}': " if field else ""
+        super().__init__(f"{prefix}{field_part}{reason}")
+
+
+class ConfigError(DeepRegimeError, ValueError):
+    """A parameter outside its accepted range; the message quotes the value."""
+
+
+class NoDataError(DeepRegimeError):
+    """The store does not hold what the computation needs (yet)."""

@@ -1,0 +1,295 @@
+"""The three-filter rule engine and the regime table, defined once as data.
+
+Filters (published defaults, see PUBLISHED_FRAMEWORK):
+
+| filter     | value read                               | fires when        |
+|------------|------------------------------------------|-------------------|
+| trend      | SPY close / SMA(window=200)              | value < 1.0       |
+| volatility | VIX / VIX3M                              | value > 1.0       |
+| credit     | z-score of HYG/IEF over window=252 days  | value < -1.0      |
+
+Each filter is ``clear``, ``firing`` or ``unavailable`` (its input is NaN on
+that day). Firing filters vote; the vote count maps to a regime through
+``RegimeTable`` (0 -> risk-on 100%, 1 -> caution 50%, 2-3 -> risk-off 0%).
+How unavailable filters count is ``RuleSet.unavailable`` (default: abstain).
+Days where no enabled filter is available have no regime (NaN exposure).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, replace
+from types import MappingProxyType
+
+import numpy as np
+import pandas as pd
+
+from core.enums import FilterName, FilterState, Regime, UnavailablePolicy
+from core.errors import ConfigError
+from core.features import rolling_zscore, sma
+
+# Severity order: the integer code of a regime is its position here.
+REGIME_ORDER: tuple[Regime, ...] = (Regime.RISK_ON, Regime.CAUTION, Regime.RISK_OFF)
+
+
+@dataclass(frozen=True)
+class FilterDefinition:
+    """What a filter reads and which side of its threshold means stress."""
+
+    detail: str
+    fires_below: bool  # True: fires when value < threshold; False: when value > threshold
+    value: Callable[[pd.DataFrame, int | None], pd.Series]
+
+
+def _trend_value(features: pd.DataFrame, window: int | None) -> pd.Series:
+    close = features["spy_close"]
+    return close / sma(close, window or 200)
+
+
+def _volatility_value(features: pd.DataFrame, window: int | None) -> pd.Series:
+    return features["vix_vix3m"]
+
+
+def _credit_value(features: pd.DataFrame, window: int | None) -> pd.Series:
+    return rolling_zscore(features["hyg_ief"], window or 252)
+
+
+FILTER_DEFINITIONS: Mapping[FilterName, FilterDefinition] = MappingProxyType(
+    {
+        FilterName.TREND: FilterDefinition("close / SMA{window}", True, _trend_value),
+        FilterName.VOLATILITY: FilterDefinition("VIX / VIX3M", False, _volatility_value),
+        FilterName.CREDIT: FilterDefinition("HYG/IEF z-score, {window}d", True, _credit_value),
+    }
+)
+
+
+@dataclass(frozen=True)
+class FilterRule:
+    threshold: float
+    window: int | None = None  # SMA window (trend) or z-score window (credit)
+    enabled: bool = True
+
+    def validate(self, name: FilterName) -> None:
+        if not np.isfinite(self.threshold):
+            raise ConfigError(f"{name} threshold must be a finite number, got {self.threshold!r}")
+        if self.window is not None and not 2 <= self.window <= 2520:
+            raise ConfigError(f"{name} window must be between 2 and 2520 days, got {self.window!r}")
+
+
+@dataclass(frozen=True)
+class RegimeTable:
+    """Votes -> regime -> exposure. Votes >= risk_off_votes is risk-off, >= caution_votes caution."""
+
+    caution_votes: int = 1
+    risk_off_votes: int = 2
+    risk_on_exposure: float = 1.0
+    caution_exposure: float = 0.5
+    risk_off_exposure: float = 0.0
+
+    def validate(self) -> None:
+        if not 1 <= self.caution_votes <= self.risk_off_votes:
+            raise ConfigError(
+                "regime table needs 1 <= caution_votes <= risk_off_votes, got "
+                f"{self.caution_votes} and {self.risk_off_votes}"
+            )
+
+    def exposure(self, regime: Regime) -> float:
+        return {
+            Regime.RISK_ON: self.risk_on_exposure,
+            Regime.CAUTION: self.caution_exposure,
+            Regime.RISK_OFF: self.risk_off_exposure,
+        }[regime]
+
+    def regime_codes(self, votes: np.ndarray) -> np.ndarray:
+        """Integer regime code (position in REGIME_ORDER) for each vote count."""
+        return np.where(
+            votes >= self.risk_off_votes, 2, np.where(votes >= self.caution_votes, 1, 0)
+        )
+
+    def exposure_of_codes(self, codes: np.ndarray) -> np.ndarray:
+        """Exposure per regime code; NaN codes give NaN exposure."""
+        lookup = np.array([self.exposure(r) for r in REGIME_ORDER], dtype=float)
+        out = np.full(codes.shape, np.nan)
+        valid = ~np.isnan(codes)
+        out[valid] = lookup[codes[valid].astype(int)]
+        return out
+
+
+@dataclass(frozen=True)
+class Hysteresis:
+    """Off by default (1 and 1). A new regime takes effect only after
+    ``confirm_days`` consecutive days of it, and once in effect is held at least
+    ``min_dwell_days`` days."""
+
+    confirm_days: int = 1
+    min_dwell_days: int = 1
+
+    def validate(self) -> None:
+        for label, value in (("confirm_days", self.confirm_days), ("min_dwell_days", self.min_dwell_days)):
+            if not 1 <= value <= 250:
+                raise ConfigError(f"hysteresis {label} must be between 1 and 250, got {value!r}")
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    name: str
+    trend: FilterRule = FilterRule(threshold=1.0, window=200)
+    volatility: FilterRule = FilterRule(threshold=1.0)
+    credit: FilterRule = FilterRule(threshold=-1.0, window=252)
+    table: RegimeTable = field(default_factory=RegimeTable)
+    unavailable: UnavailablePolicy = UnavailablePolicy.ABSTAIN
+    hysteresis: Hysteresis = field(default_factory=Hysteresis)
+
+    def rules(self) -> dict[FilterName, FilterRule]:
+        return {
+            FilterName.TREND: self.trend,
+            FilterName.VOLATILITY: self.volatility,
+            FilterName.CREDIT: self.credit,
+        }
+
+    def enabled(self) -> dict[FilterName, FilterRule]:
+        return {name: rule for name, rule in self.rules().items() if rule.enabled}
+
+    def validate(self) -> RuleSet:
+        if not self.enabled():
+            raise ConfigError(f"rule set {self.name!r} enables no filter")
+        for name, rule in self.rules().items():
+            rule.validate(name)
+        self.table.validate()
+        self.hysteresis.validate()
+        return self
+
+    @property
+    def version(self) -> str:
+        """Name plus a fingerprint of every parameter: stored with each regime row."""
+        params = json.dumps(asdict(self), sort_keys=True, default=str)
+        return f"{self.name}-{hashlib.sha256(params.encode()).hexdigest()[:8]}"
+
+    def describe(self, name: FilterName) -> str:
+        return FILTER_DEFINITIONS[name].detail.format(window=self.rules()[name].window)
+
+    def only(self, name: FilterName) -> RuleSet:
+        """This filter alone: 100% when clear, 0% when firing (published single-filter strategy)."""
+        off = {n: replace(r, enabled=(n == name)) for n, r in self.rules().items()}
+        return replace(
+            self,
+            name=f"{self.name}:{name}-only",
+            trend=off[FilterName.TREND],
+            volatility=off[FilterName.VOLATILITY],
+            credit=off[FilterName.CREDIT],
+            table=RegimeTable(caution_votes=1, risk_off_votes=1),
+        )
+
+
+PUBLISHED_FRAMEWORK = RuleSet(name="published")
+# Variant in the article's trading-platform code: credit z-score over 100 days, threshold -2.
+PLATFORM_VARIANT = RuleSet(name="platform", credit=FilterRule(threshold=-2.0, window=100))
+RULE_SET_PRESETS: Mapping[str, RuleSet] = MappingProxyType(
+    {PUBLISHED_FRAMEWORK.name: PUBLISHED_FRAMEWORK, PLATFORM_VARIANT.name: PLATFORM_VARIANT}
+)
+
+
+def rule_set_preset(name: str) -> RuleSet:
+    try:
+        return RULE_SET_PRESETS[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown rule set {name!r}; choose one of {sorted(RULE_SET_PRESETS)}"
+        ) from None
+
+
+def filter_states(value: pd.Series, rule: FilterRule, fires_below: bool) -> pd.Series:
+    """State of one filter per day from the value it reads (NaN -> unavailable)."""
+    fires = value < rule.threshold if fires_below else value > rule.threshold
+    states = np.where(
+        value.isna(),
+        FilterState.UNAVAILABLE.value,
+        np.where(fires, FilterState.FIRING.value, FilterState.CLEAR.value),
+    )
+    return pd.Series(states, index=value.index, dtype=object)
+
+
+def apply_hysteresis(codes: pd.Series, hysteresis: Hysteresis) -> pd.Series:
+    """Regime codes after confirmation and minimum dwell; NaN stays NaN."""
+    if hysteresis.confirm_days > 1:
+        run_id = (codes != codes.shift()).cumsum()
+        run_length = codes.groupby(run_id).cumcount() + 1
+        first_run = run_id == run_id[codes.notna()].min() if codes.notna().any() else run_id < 0
+        confirmed = codes.where((run_length >= hysteresis.confirm_days) | first_run)
+        codes = confirmed.ffill().where(codes.notna())
+    if hysteresis.min_dwell_days > 1:
+        # Sequential by nature (each hold depends on the previous switch); it
+        # loops only when the option is on.
+        values = codes.to_numpy(dtype=float).copy()
+        held_since = -(10**9)
+        current = np.nan
+        for i, raw in enumerate(values):
+            if np.isnan(raw):
+                continue
+            if np.isnan(current) or raw == current:
+                if np.isnan(current):
+                    held_since = i
+                current = raw
+            elif i - held_since >= hysteresis.min_dwell_days:
+                current, held_since = raw, i
+            values[i] = current
+        codes = pd.Series(values, index=codes.index)
+    return codes
+
+
+def compute_regimes(features: pd.DataFrame, rule_set: RuleSet) -> pd.DataFrame:
+    """Daily filter values and states, votes, regime and exposure.
+
+    ``features`` is the feature table (needs ``spy_close``, ``vix_vix3m``,
+    ``hyg_ief``), indexed by date. Returns, per day: ``<filter>_value`` and
+    ``<filter>_state`` for each enabled filter, ``available`` (filters with
+    input), ``votes``, ``regime`` (Regime value or None), ``regime_code``
+    (0/1/2 or NaN) and ``exposure`` (NaN where no filter is available).
+    Row t reads only rows <= t.
+    """
+    rule_set.validate()
+    out = pd.DataFrame(index=features.index)
+    available = np.zeros(len(features), dtype=int)
+    votes = np.zeros(len(features), dtype=int)
+    for name, rule in rule_set.enabled().items():
+        definition = FILTER_DEFINITIONS[name]
+        value = definition.value(features, rule.window).astype(float)
+        states = filter_states(value, rule, definition.fires_below)
+        out[f"{name}_value"] = value
+        out[f"{name}_state"] = states
+        is_unavailable = (states == FilterState.UNAVAILABLE.value).to_numpy()
+        available += ~is_unavailable
+        votes += (states == FilterState.FIRING.value).to_numpy()
+        if rule_set.unavailable is UnavailablePolicy.FIRING:
+            votes += is_unavailable
+    has_regime = available > 0
+    raw_codes = pd.Series(
+        np.where(has_regime, rule_set.table.regime_codes(votes), np.nan), index=features.index
+    )
+    codes = apply_hysteresis(raw_codes, rule_set.hysteresis)
+    out["available"] = available
+    out["votes"] = votes
+    out["regime_code"] = codes
+    out["regime"] = regime_names(codes)
+    out["exposure"] = rule_set.table.exposure_of_codes(codes.to_numpy(dtype=float))
+    return out
+
+
+def regime_names(codes: pd.Series) -> pd.Series:
+    """Regime value strings for integer codes (None for NaN)."""
+    names = np.array([r.value for r in REGIME_ORDER], dtype=object)
+    values = codes.to_numpy(dtype=float)
+    out = np.full(values.shape, None, dtype=object)
+    valid = ~np.isnan(values)
+    out[valid] = names[values[valid].astype(int)]
+    return pd.Series(out, index=codes.index, dtype=object)
+
+
+def switches_per_year(regimes: pd.Series) -> pd.Series:
+    """Number of regime changes in each calendar year (whipsaw measure)."""
+    valid = regimes.dropna()
+    changed = valid != valid.shift()
+    changed.iloc[:1] = False
+    return changed.groupby(valid.index.year).sum().astype(int)

@@ -1,0 +1,86 @@
+"""The model card (``model.json``): everything needed to reproduce and audit a version.
+
+Written by training, read by the predictor, the CLI and the API. The ONNX graph
+takes RAW features (normalisation is its first layer); ``normalisation`` records
+the per-feature mean and std baked into the graph, for audit only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from inference.versions import validate_version
+
+CALM, DISTRESSED = 0, 1
+LABEL_MAPPING: dict[str, str] = {str(CALM): "calm", str(DISTRESSED): "distressed"}
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Period(_Frozen):
+    start: dt.date
+    end: dt.date
+
+
+class Normalisation(_Frozen):
+    """(x - mean) / std per feature, applied inside the ONNX graph."""
+
+    inside_graph: bool = True
+    mean: dict[str, float]
+    std: dict[str, float]
+
+
+class LabelSummary(_Frozen):
+    """How the KMeans training labels were made (see training.labels)."""
+
+    preset: str
+    n_clusters: int
+    features: list[str]
+    standardise: bool
+    fit_period: Period
+    leaks_future: bool  # True: fitted on the whole history, including the test period
+    distressed_clusters: list[int]  # clusters (ordered by volatility centroid) called distressed
+    centroids: list[list[float]]  # in the fitted feature space, calmest first
+
+
+class OnnxSignature(_Frozen):
+    input_name: str  # float32 [batch, window, n_features], raw features
+    output_name: str  # float32 [batch, 2], class probabilities (calm, distressed)
+    opset: int
+
+
+class ModelCard(_Frozen):
+    version: str
+    created_at: dt.datetime
+    feature_set_version: int
+    features: list[str]
+    window: int
+    horizon: int  # 0: label of the window's last day; h: label h trading days later
+    normalisation: Normalisation
+    label_mapping: dict[str, str] = LABEL_MAPPING
+    labels: LabelSummary
+    training_period: Period
+    splits: dict[str, Period | None]  # train / validation / test window end dates
+    data_fingerprint: str  # sha256 of the training feature rows (training.data)
+    metrics: dict[str, dict[str, float | None]]  # split -> metric -> value
+    onnx_sha256: str
+    onnx: OnnxSignature
+    config: dict[str, Any]  # resolved model and trainer configuration
+    training: dict[str, Any]  # epochs run, best epoch, seconds, stop reason, library versions
+
+    @field_validator("version")
+    @classmethod
+    def _valid_version(cls, value: str) -> str:
+        return validate_version(value)
+
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=2)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-compatible dict (dates as ISO strings), e.g. for the database."""
+        return self.model_dump(mode="json")

@@ -1,0 +1,1 @@
+"""Persistence and ingestion: SQLAlchemy tables, sessions, repository functions, sources."""

@@ -1,0 +1,69 @@
+"""Recompute derived tables from stored prices: features, then rule regimes.
+
+Each step recomputes the whole history with the pure functions in core/ (fast:
+well under a second) and writes only the rows that changed, so rerunning after
+an ingest that brought nothing new writes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+from sqlalchemy import Connection
+
+from core.features import (
+    FEATURE_COLUMNS,
+    FEATURE_INPUT_SYMBOLS,
+    FEATURE_SET_VERSION,
+    compute_features,
+)
+from core.rules import RuleSet, compute_regimes
+from store.repository import (
+    REGIME_COLUMNS,
+    changed_rows,
+    load_closes,
+    load_features,
+    load_regimes,
+    write_features,
+    write_regimes,
+)
+
+
+@dataclass(frozen=True)
+class RefreshResult:
+    table: str
+    rows: int  # rows in the recomputed history
+    written: int  # rows inserted or changed
+    first: pd.Timestamp | None
+    last: pd.Timestamp | None
+
+    def summary(self) -> str:
+        span = f"{self.first.date()} .. {self.last.date()}" if self.first is not None else "empty"
+        return f"{self.table}: {self.rows} days ({span}), {self.written} written"
+
+
+def _result(table: str, frame: pd.DataFrame, written: int) -> RefreshResult:
+    first = frame.index[0] if len(frame) else None
+    last = frame.index[-1] if len(frame) else None
+    return RefreshResult(table, len(frame), written, first, last)
+
+
+def refresh_features(connection: Connection) -> RefreshResult:
+    """Feature table from stored closes; writes new or changed days."""
+    closes = load_closes(connection, symbols=FEATURE_INPUT_SYMBOLS)
+    table = compute_features(closes)
+    stored = load_features(connection, version=FEATURE_SET_VERSION)
+    fresh = changed_rows(table, stored.reindex(columns=list(FEATURE_COLUMNS)))
+    written = write_features(connection, table=fresh, version=FEATURE_SET_VERSION)
+    return _result("features", table, written)
+
+
+def refresh_regimes(connection: Connection, rule_set: RuleSet) -> RefreshResult:
+    """Rule regimes of ``rule_set`` from the stored features; writes new or changed days."""
+    features = load_features(connection)
+    table = compute_regimes(features, rule_set).reindex(columns=list(REGIME_COLUMNS))
+    stored = load_regimes(connection, rule_set_version=rule_set.version)
+    fresh = changed_rows(table, stored)
+    written = write_regimes(connection, table=fresh, rule_set_version=rule_set.version)
+    return _result(f"regimes[{rule_set.version}]", table, written)

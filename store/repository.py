@@ -1,0 +1,282 @@
+"""Keyword-only query functions over the tables; each takes a Connection.
+
+Reads return pandas objects indexed by a DatetimeIndex named ``date``; writes
+are upserts keyed by the table's primary key, run inside the caller's
+transaction so a failure leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Connection, Table, and_, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from core.features import FEATURE_COLUMNS, FEATURE_SET_VERSION
+from store.tables import features, model_outputs, prices, regimes
+
+# Parameters per statement stay under SQLite's limit of 32766 bound variables.
+_BATCH_ROWS = 2000
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def upsert(connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> int:
+    """Insert rows, replacing those whose primary key already exists. Returns the count."""
+    if not rows:
+        return 0
+    dialect = connection.dialect.name
+    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}.get(dialect)
+    if insert is None:
+        raise RuntimeError(f"unsupported database dialect {dialect!r}")
+    keys = [column.name for column in table.primary_key.columns]
+    for start in range(0, len(rows), _BATCH_ROWS):
+        batch = rows[start : start + _BATCH_ROWS]
+        statement = insert(table).values(list(batch))
+        updates = {column: statement.excluded[column] for column in batch[0] if column not in keys}
+        connection.execute(statement.on_conflict_do_update(index_elements=keys, set_=updates))
+    return len(rows)
+
+
+def _to_date(value: dt.date | str | None) -> dt.date | None:
+    if value is None or isinstance(value, dt.date):
+        return value
+    return dt.date.fromisoformat(value)
+
+
+def _date_range(column, start, end):  # type: ignore[no-untyped-def]
+    conditions = []
+    if start is not None:
+        conditions.append(column >= _to_date(start))
+    if end is not None:
+        conditions.append(column <= _to_date(end))
+    return conditions
+
+
+def _frame(rows: Iterable[Any], columns: Sequence[str]) -> pd.DataFrame:
+    frame = pd.DataFrame.from_records(list(rows), columns=list(columns))
+    frame["date"] = pd.to_datetime(frame["date"])
+    return frame.set_index("date")
+
+
+# --- prices -----------------------------------------------------------------
+
+
+def last_price_date(connection: Connection, *, symbol: str) -> dt.date | None:
+    return connection.execute(
+        select(func.max(prices.c.date)).where(prices.c.symbol == symbol)
+    ).scalar()
+
+
+def load_price_rows(connection: Connection, *, symbol: str) -> pd.DataFrame:
+    """Stored OHLC/adj_close/volume of one symbol, indexed by date."""
+    columns = ["date", "open", "high", "low", "close", "adj_close", "volume"]
+    rows = connection.execute(
+        select(*(prices.c[c] for c in columns))
+        .where(prices.c.symbol == symbol)
+        .order_by(prices.c.date)
+    )
+    return _frame(rows, columns)
+
+
+def load_closes(
+    connection: Connection,
+    *,
+    symbols: Sequence[str],
+    start: dt.date | str | None = None,
+    end: dt.date | str | None = None,
+) -> dict[str, pd.Series]:
+    """Adjusted closes (index levels for indices) per symbol; absent symbols are left out."""
+    statement = (
+        select(prices.c.symbol, prices.c.date, prices.c.adj_close)
+        .where(and_(prices.c.symbol.in_(list(symbols)), *_date_range(prices.c.date, start, end)))
+        .order_by(prices.c.symbol, prices.c.date)
+    )
+    frame = pd.DataFrame.from_records(
+        list(connection.execute(statement)), columns=["symbol", "date", "adj_close"]
+    )
+    frame["date"] = pd.to_datetime(frame["date"])
+    return {
+        symbol: pd.Series(
+            group["adj_close"].to_numpy(float),
+            index=pd.DatetimeIndex(group["date"], name="date"),
+            name=symbol,
+        )
+        for symbol, group in frame.groupby("symbol", sort=False)
+    }
+
+
+def price_summary(connection: Connection) -> list[dict[str, Any]]:
+    """Row count and first/last date per symbol."""
+    statement = (
+        select(prices.c.symbol, func.count(), func.min(prices.c.date), func.max(prices.c.date))
+        .group_by(prices.c.symbol)
+        .order_by(prices.c.symbol)
+    )
+    return [
+        {"symbol": symbol, "rows": count, "first": first, "last": last}
+        for symbol, count, first, last in connection.execute(statement)
+    ]
+
+
+# --- features ---------------------------------------------------------------
+
+
+def load_features(
+    connection: Connection,
+    *,
+    start: dt.date | str | None = None,
+    end: dt.date | str | None = None,
+    version: int = FEATURE_SET_VERSION,
+) -> pd.DataFrame:
+    """Stored feature table (FEATURE_COLUMNS, NaN for NULL), indexed by date."""
+    columns = ["date", *FEATURE_COLUMNS]
+    statement = (
+        select(*(features.c[c] for c in columns))
+        .where(
+            and_(
+                features.c.feature_set_version == version, *_date_range(features.c.date, start, end)
+            )
+        )
+        .order_by(features.c.date)
+    )
+    return _frame(connection.execute(statement), columns).astype(float)
+
+
+def _records(frame: pd.DataFrame, columns: Sequence[str]) -> list[dict[str, Any]]:
+    """Rows as dicts with Python scalars, NaN -> None (NULL), dates as dt.date."""
+    values = (
+        frame.loc[:, list(columns)].astype(object).where(frame.loc[:, list(columns)].notna(), None)
+    )
+    dates = [d.date() for d in frame.index]
+    return [
+        {"date": day, **dict(zip(columns, row, strict=True))}
+        for day, row in zip(dates, values.itertuples(index=False, name=None), strict=True)
+    ]
+
+
+def write_features(
+    connection: Connection, *, table: pd.DataFrame, version: int = FEATURE_SET_VERSION
+) -> int:
+    """Upsert feature rows (index = date, columns FEATURE_COLUMNS)."""
+    now = utcnow()
+    rows = _records(table, FEATURE_COLUMNS)
+    for row in rows:
+        row["feature_set_version"] = version
+        row["computed_at"] = now
+    return upsert(connection, features, rows)
+
+
+def changed_rows(new: pd.DataFrame, old: pd.DataFrame, *, rtol: float = 1e-12) -> pd.DataFrame:
+    """Rows of ``new`` that are absent from ``old`` or differ in any column (NaN == NaN)."""
+    old = old.reindex(new.index)
+    differs = np.zeros(len(new), dtype=bool)
+    for column in new.columns:
+        a, b = new[column], old[column] if column in old else pd.Series(np.nan, index=new.index)
+        if pd.api.types.is_numeric_dtype(a) and pd.api.types.is_numeric_dtype(b):
+            av, bv = a.to_numpy(float), b.to_numpy(float)
+            same = np.isclose(av, bv, rtol=rtol, atol=0.0) | (np.isnan(av) & np.isnan(bv))
+        else:
+            same = ((a == b) | (a.isna() & b.isna())).to_numpy()
+        differs |= ~same
+    missing = old.isna().all(axis=1).to_numpy() & ~new.isna().all(axis=1).to_numpy()
+    return new[differs | missing]
+
+
+# --- regimes ----------------------------------------------------------------
+
+REGIME_COLUMNS: tuple[str, ...] = (
+    "trend_value",
+    "trend_state",
+    "volatility_value",
+    "volatility_state",
+    "credit_value",
+    "credit_state",
+    "available",
+    "votes",
+    "regime",
+    "exposure",
+)
+
+
+def write_regimes(connection: Connection, *, table: pd.DataFrame, rule_set_version: str) -> int:
+    """Upsert regime rows (index = date; columns REGIME_COLUMNS, missing filters -> NULL)."""
+    frame = table.reindex(columns=list(REGIME_COLUMNS))
+    now = utcnow()
+    rows = _records(frame, REGIME_COLUMNS)
+    for row in rows:
+        row["rule_set_version"] = rule_set_version
+        row["computed_at"] = now
+    return upsert(connection, regimes, rows)
+
+
+def load_regimes(
+    connection: Connection,
+    *,
+    rule_set_version: str,
+    start: dt.date | str | None = None,
+    end: dt.date | str | None = None,
+    limit: int | None = None,
+    latest_first: bool = False,
+) -> pd.DataFrame:
+    """Stored regimes for one rule set version, indexed by date (ascending unless latest_first)."""
+    columns = ["date", *REGIME_COLUMNS]
+    order = regimes.c.date.desc() if latest_first else regimes.c.date
+    statement = (
+        select(*(regimes.c[c] for c in columns))
+        .where(
+            and_(
+                regimes.c.rule_set_version == rule_set_version,
+                *_date_range(regimes.c.date, start, end),
+            )
+        )
+        .order_by(order)
+        .limit(limit)
+    )
+    frame = _frame(connection.execute(statement), columns)
+    for column in ("trend_value", "volatility_value", "credit_value", "exposure"):
+        frame[column] = frame[column].astype(float)
+    return frame
+
+
+# --- model outputs ----------------------------------------------------------
+
+
+def write_model_outputs(connection: Connection, *, table: pd.DataFrame, model_version: str) -> int:
+    """Upsert daily model outputs (index = date; columns ``regime``, ``p_distressed``)."""
+    now = utcnow()
+    rows = _records(table, ("regime", "p_distressed"))
+    for row in rows:
+        row["model_version"] = model_version
+        row["computed_at"] = now
+        if row["regime"] is not None:
+            row["regime"] = int(row["regime"])
+    return upsert(connection, model_outputs, rows)
+
+
+def load_model_outputs(
+    connection: Connection,
+    *,
+    model_version: str,
+    start: dt.date | str | None = None,
+    end: dt.date | str | None = None,
+) -> pd.DataFrame:
+    """Daily ``regime`` (0/1, NaN unknown) and ``p_distressed``, indexed by date."""
+    columns = ["date", "regime", "p_distressed"]
+    statement = (
+        select(*(model_outputs.c[c] for c in columns))
+        .where(
+            and_(
+                model_outputs.c.model_version == model_version,
+                *_date_range(model_outputs.c.date, start, end),
+            )
+        )
+        .order_by(model_outputs.c.date)
+    )
+    return _frame(connection.execute(statement), columns).astype(float)
