@@ -38,6 +38,21 @@ class Settings(BaseSettings):
     max_backtest_strategies: int = Field(default=12, ge=1, le=100)
     max_page_size: int = Field(default=5000, ge=1, le=100_000)
 
+    # Serving (`deepregime serve`, the container's command).
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    # Exposure mapping of the classifier under policy "model": core.policies presets.
+    model_mapping: Literal["filter", "leveraged"] = "filter"
+    # /regime/today answers are cached this long (also dropped on refresh/activation),
+    # so data written by another process (CLI, ingest job) shows within this delay.
+    cache_ttl_s: float = Field(default=5.0, ge=0, le=3600)
+    # /ready reports "not ready" when the data lags the expected trading day by more.
+    max_data_lag_days: int = Field(default=3, ge=0, le=10_000)
+    # At start, wait this long for the database (and for a migration job to finish).
+    startup_wait_s: float = Field(default=0.0, ge=0, le=600)
+    # A refresh lock older than this was left by a dead process and may be taken over.
+    refresh_lock_stale_s: float = Field(default=3600.0, gt=0)
+
     @field_validator("api_key")
     @classmethod
     def _refuse_placeholder_key(cls, value: SecretStr | None) -> SecretStr | None:

@@ -93,7 +93,8 @@ def ingest(
             else f"{inserted} inserted, {updated} updated"
         )
         typer.echo(
-            f"ingest ({chosen}): {len(results)} series, {verdict}, {len(rejected)} rejected in {elapsed:.2f}s"
+            f"ingest ({chosen}): {len(results)} series, {verdict}, "
+            f"{len(rejected)} rejected in {elapsed:.2f}s"
         )
     if any(r.status == "rejected" for r in results):
         raise typer.Exit(code=1)

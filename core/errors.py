@@ -22,10 +22,13 @@ class DataValidationError(DeepRegimeError):
         self.source = source
         self.line = line
         self.field = field
-        where = ":".join(str(part) for part in (source, line) if part is not None)
-        prefix = f"{where}: " if where else ""
-        field_part = f"field '{field}': " if field else ""
-        super().__init__(f"{prefix}{field_part}{reason}")
+        parts = [source] if source else []
+        if line is not None:
+            parts.append(f"line {line}")
+        if field:
+            parts.append(f"field '{field}'")
+        prefix = ", ".join(parts)
+        super().__init__(f"{prefix}: {reason}" if prefix else reason)
 
 
 class ConfigError(DeepRegimeError, ValueError):

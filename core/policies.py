@@ -32,7 +32,8 @@ class ModelMapping:
     distressed_exposure: float = 0.0
 
     def validate(self) -> ModelMapping:
-        for label, value in (("calm", self.calm_exposure), ("distressed", self.distressed_exposure)):
+        bounds = (("calm", self.calm_exposure), ("distressed", self.distressed_exposure))
+        for label, value in bounds:
             if not 0.0 <= value <= MAX_LEVERAGE:
                 raise ConfigError(
                     f"{label} exposure must be between 0 and {MAX_LEVERAGE}, got {value!r}"

@@ -80,7 +80,7 @@ class FilterRule:
 
 @dataclass(frozen=True)
 class RegimeTable:
-    """Votes -> regime -> exposure. Votes >= risk_off_votes is risk-off, >= caution_votes caution."""
+    """Votes -> regime -> exposure: >= risk_off_votes is risk-off, >= caution_votes caution."""
 
     caution_votes: int = 1
     risk_off_votes: int = 2
@@ -127,7 +127,8 @@ class Hysteresis:
     min_dwell_days: int = 1
 
     def validate(self) -> None:
-        for label, value in (("confirm_days", self.confirm_days), ("min_dwell_days", self.min_dwell_days)):
+        days = (("confirm_days", self.confirm_days), ("min_dwell_days", self.min_dwell_days))
+        for label, value in days:
             if not 1 <= value <= 250:
                 raise ConfigError(f"hysteresis {label} must be between 1 and 250, got {value!r}")
 

@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Engine, insert, select, update
 from core.errors import DataValidationError, NoDataError
 from store.repository import changed_rows, last_price_date, load_price_rows, upsert, utcnow
 from store.sources import (
+    CHUNK_ROWS,
     MAX_DAILY_RATIO,
     PRICE_COLUMNS,
     Downloader,
@@ -174,7 +175,12 @@ def _last_fingerprint(connection: Connection, symbol: str) -> str | None:
 
 
 def ingest_csv_file(
-    engine: Engine, path: Path, *, today: dt.date, force: bool = False
+    engine: Engine,
+    path: Path,
+    *,
+    today: dt.date,
+    force: bool = False,
+    chunk_rows: int = CHUNK_ROWS,
 ) -> IngestResult:
     """Ingest one CSV file in one transaction: all of its rows or none."""
     symbol, target = symbol_for_file(path), str(path)
@@ -198,7 +204,7 @@ def ingest_csv_file(
                 connection,
                 run_id=run_id,
                 source="csv",
-                chunks=read_csv_file(path, today=today),
+                chunks=read_csv_file(path, today=today, chunk_rows=chunk_rows),
                 stored=stored,
             )
             status = "ingested" if inserted or updated else "unchanged"

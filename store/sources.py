@@ -232,7 +232,8 @@ def validate_rows(
         reason = (
             f"non-positive price in '{column}': {values[i][price_columns.index(column)]}"
             if bad_value[i]
-            else f"absurd one-day move: {frame['adj_close'].iloc[i]} vs last accepted {guard_last(guard, frame, i, jump)}"
+            else f"absurd one-day move: {frame['adj_close'].iloc[i]} "
+            f"vs last accepted {guard_last(guard, frame, i, jump)}"
         )
         quarantined.append(
             QuarantinedRow(
@@ -279,7 +280,6 @@ def read_csv_file(
             path,
             skiprows=layout.header_lines,
             header=None,
-            names=list(layout.columns),
             dtype=str,
             keep_default_na=False,
             chunksize=chunk_rows,
@@ -288,8 +288,11 @@ def read_csv_file(
             engine="c",
         )
         for raw in reader:
+            if raw.empty:
+                continue
             lines = np.arange(len(raw)) + layout.header_lines + rows_seen + 1
             rows_seen += len(raw)
+            raw = _name_columns(raw, layout, source, lines)
             frame = _parse_chunk(raw, layout, source, lines)
             dates = frame.index
             _check_order(dates, previous_date, source, lines)
@@ -304,12 +307,38 @@ def read_csv_file(
                 today=today,
                 raw_text=raw,
             )
+    except pd.errors.EmptyDataError:
+        pass  # header lines only: reported below as "no data rows"
     except pd.errors.ParserError as error:
         raise DataValidationError(f"malformed row: {error}".strip(), source=source) from None
     if rows_seen == 0:
         raise DataValidationError(
             "no data rows after the header", source=source, line=layout.header_lines + 1
         )
+
+
+def _name_columns(
+    raw: pd.DataFrame, layout: CsvLayout, source: str, lines: np.ndarray
+) -> pd.DataFrame:
+    """Check the field count of every row, then name the columns."""
+    expected = len(layout.columns)
+    if raw.shape[1] != expected:
+        raise DataValidationError(
+            f"malformed row: {raw.shape[1]} fields, expected {expected}",
+            source=source,
+            line=int(lines[0]),
+        )
+    short = raw.isna().any(axis=1).to_numpy()  # the parser pads short rows with NaN
+    if short.any():
+        i = int(np.argmax(short))
+        fields = int(raw.iloc[i].notna().sum())
+        raise DataValidationError(
+            f"malformed row: {fields} fields, expected {expected}",
+            source=source,
+            line=int(lines[i]),
+        )
+    raw.columns = list(layout.columns)
+    return raw
 
 
 def _parse_chunk(

@@ -106,7 +106,9 @@ def market_dir() -> Path:
     return MARKET_DIR
 
 
-def make_closes(n_days: int = 600, seed: int = 7, start: str = "2010-01-04") -> dict[str, pd.Series]:
+def make_closes(
+    n_days: int = 600, seed: int = 7, start: str = "2010-01-04"
+) -> dict[str, pd.Series]:
     """Seeded random-walk closes for the five feature inputs on business days."""
     rng = np.random.default_rng(seed)
     dates = pd.bdate_range(start, periods=n_days, name="date")

@@ -1,0 +1,89 @@
+"""Dependencies as ``Annotated`` aliases; tests swap them with ``app.dependency_overrides``.
+
+| alias          | gives                                   | override in tests to         |
+|----------------|-----------------------------------------|------------------------------|
+| SettingsDep    | the Settings the app was created with   | change a setting             |
+| EngineDep      | the SQLAlchemy engine                   | point at another database    |
+| ConnectionDep  | one connection per request (closed)     | share a test connection      |
+| PredictorDep   | the ModelSlot (predictor or why none)   | serve a fake or no model     |
+| ClockDep       | a callable returning "now" (aware UTC)  | fix the date                 |
+| AdminDep       | passes only with the right X-API-Key    | -                            |
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+from collections.abc import Callable, Iterator
+from typing import Annotated
+
+from fastapi import Depends, Header, HTTPException, Request, status
+from sqlalchemy import Connection, Engine
+
+from app.settings import Settings
+from app.state import ModelSlot, ServiceState
+
+Clock = Callable[[], dt.datetime]
+
+
+def get_state(request: Request) -> ServiceState:
+    return request.app.state.service
+
+
+StateDep = Annotated[ServiceState, Depends(get_state)]
+
+
+def get_app_settings(state: StateDep) -> Settings:
+    return state.settings
+
+
+def get_engine(state: StateDep) -> Engine:
+    return state.engine
+
+
+def get_connection(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Connection]:
+    with engine.connect() as connection:
+        yield connection
+
+
+def get_model(state: StateDep) -> ModelSlot:
+    return state.model
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def get_clock() -> Clock:
+    return utc_now
+
+
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+EngineDep = Annotated[Engine, Depends(get_engine)]
+ConnectionDep = Annotated[Connection, Depends(get_connection)]
+PredictorDep = Annotated[ModelSlot, Depends(get_model)]
+ClockDep = Annotated[Clock, Depends(get_clock)]
+
+
+def require_api_key(
+    settings: SettingsDep,
+    x_api_key: Annotated[str | None, Header(description="Admin API key.")] = None,
+) -> None:
+    """401 without a key; 403 with a wrong one, and for every key when none is configured."""
+    if not x_api_key:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "the X-API-Key header is required for admin routes",
+            headers={"WWW-Authenticate": "X-API-Key"},
+        )
+    if settings.api_key is None:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            "admin routes are disabled: no API key is configured (DEEPREGIME_API_KEY)",
+        )
+    expected = settings.api_key.get_secret_value().encode()
+    if not hmac.compare_digest(x_api_key.encode(), expected):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "the X-API-Key header is not valid")
+
+
+AdminDep = Depends(require_api_key)

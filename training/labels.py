@@ -1,0 +1,101 @@
+"""Regime labels from KMeans on the daily features (the classifier's training target).
+
+Fit on the training period only (unless the config says otherwise, which leaks
+the future and is flagged), then label any day with the fitted centroids: the
+label of day t reads only day t's features, so later rows never change it.
+
+Clusters are renumbered by their volatility centroid, calmest = 0, so a refit
+on more data never swaps the meaning of a label. Regime 1 (distressed) is the
+most volatile cluster, or every cluster but the calmest (as-published preset).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.cluster import KMeans
+
+from core.errors import NoDataError
+from training.config import DistressedRule, LabelConfig
+
+MIN_ROWS_PER_CLUSTER = 5
+
+
+@dataclass(frozen=True)
+class FittedLabeler:
+    """Centroids (in the scaled space, calmest first) and the scaling used to reach it."""
+
+    config: LabelConfig
+    mean: np.ndarray  # [n_label_features]; zeros when not standardised
+    scale: np.ndarray  # [n_label_features]; ones when not standardised
+    centroids: np.ndarray  # [n_clusters, n_label_features], ordered by volatility centroid
+    fit_start: pd.Timestamp
+    fit_end: pd.Timestamp
+
+    @property
+    def distressed_clusters(self) -> tuple[int, ...]:
+        n = self.config.n_clusters
+        if self.config.distressed is DistressedRule.HIGHEST:
+            return (n - 1,)
+        return tuple(range(1, n))
+
+    def clusters(self, features: pd.DataFrame) -> pd.Series:
+        """Nearest centroid per day (0 = calmest), float with NaN where a label feature is NaN."""
+        values = features.loc[:, list(self.config.features)].to_numpy(dtype=np.float64)
+        scaled = (values - self.mean) / self.scale
+        # Squared distance of every day to every centroid: [n_days, n_clusters].
+        distances = ((scaled[:, None, :] - self.centroids[None, :, :]) ** 2).sum(axis=2)
+        nearest = distances.argmin(axis=1).astype(float)
+        nearest[np.isnan(values).any(axis=1)] = np.nan
+        return pd.Series(nearest, index=features.index, name="cluster")
+
+    def labels(self, features: pd.DataFrame) -> pd.Series:
+        """Regime label per day: 1 distressed, 0 calm, NaN where a label feature is NaN."""
+        clusters = self.clusters(features)
+        distressed = np.isin(clusters.to_numpy(), self.distressed_clusters).astype(float)
+        distressed[clusters.isna().to_numpy()] = np.nan
+        return pd.Series(distressed, index=features.index, name="label")
+
+
+def fit_labeler(
+    features: pd.DataFrame, config: LabelConfig, *, fit_until: pd.Timestamp | None = None
+) -> FittedLabeler:
+    """Fit the scaler and KMeans on days up to ``fit_until`` (inclusive).
+
+    ``features`` is the feature table indexed by date. Days with a NaN label
+    feature are skipped. With ``config.fit_on_full_history`` every row given is
+    used whatever ``fit_until`` says: that is the published code's look-ahead.
+    """
+    config.validate()
+    rows = features.loc[:, list(config.features)].dropna()
+    if fit_until is not None and not config.fit_on_full_history:
+        rows = rows.loc[rows.index <= fit_until]
+    if len(rows) < MIN_ROWS_PER_CLUSTER * config.n_clusters:
+        raise NoDataError(
+            f"label fit needs at least {MIN_ROWS_PER_CLUSTER * config.n_clusters} days with "
+            f"all of {list(config.features)}, got {len(rows)}"
+        )
+    values = rows.to_numpy(dtype=np.float64)
+    if config.standardise:
+        mean = values.mean(axis=0)
+        scale = values.std(axis=0)
+        scale[scale == 0.0] = 1.0  # a constant feature carries no distance
+    else:
+        mean, scale = np.zeros(values.shape[1]), np.ones(values.shape[1])
+    kmeans = KMeans(n_clusters=config.n_clusters, n_init=config.n_init, random_state=config.seed)
+    kmeans.fit((values - mean) / scale)
+    centroids = kmeans.cluster_centers_
+    # Calmest first: order by the volatility feature's centroid in original units.
+    volatility_column = list(config.features).index(config.volatility_feature)
+    volatility_centroid = centroids[:, volatility_column] * scale[volatility_column]
+    order = np.argsort(volatility_centroid + mean[volatility_column], kind="stable")
+    return FittedLabeler(
+        config=config,
+        mean=mean,
+        scale=scale,
+        centroids=centroids[order],
+        fit_start=rows.index[0],
+        fit_end=rows.index[-1],
+    )
