@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from core.errors import DataValidationError, NoDataError
 from store.repository import changed_rows, last_price_date, load_price_rows, upsert, utcnow
@@ -182,7 +183,22 @@ def ingest_csv_file(
     force: bool = False,
     chunk_rows: int = CHUNK_ROWS,
 ) -> IngestResult:
-    """Ingest one CSV file in one transaction: all of its rows or none."""
+    """Ingest one CSV file in one transaction: all of its rows or none.
+
+    A concurrent ingest of the same symbol can insert a row between our read of
+    the stored rows and our insert; the primary key then refuses the duplicate,
+    the transaction rolls back whole, and the file is retried once against the
+    now-current table."""
+    try:
+        return _ingest_csv_file_once(engine, path, today=today, force=force, chunk_rows=chunk_rows)
+    except IntegrityError:
+        log.info("concurrent write to %s: retrying %s", symbol_for_file(path), path)
+        return _ingest_csv_file_once(engine, path, today=today, force=force, chunk_rows=chunk_rows)
+
+
+def _ingest_csv_file_once(
+    engine: Engine, path: Path, *, today: dt.date, force: bool, chunk_rows: int
+) -> IngestResult:
     symbol, target = symbol_for_file(path), str(path)
     try:
         fingerprint = file_fingerprint(path)
