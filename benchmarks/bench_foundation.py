@@ -49,7 +49,8 @@ def bench_database(url: str, market: Path, label: str) -> dict[str, float]:
     finally:
         engine.dispose()
     print(
-        f"{label:9s} full ingest {full:6.2f} s ({rows} rows)  re-run {rerun:5.3f} s  forced re-read {forced:5.2f} s"
+        f"{label:9s} full ingest {full:6.2f} s ({rows} rows)  re-run {rerun:5.3f} s  "
+        f"forced re-read {forced:5.2f} s"
     )
     return {
         f"{label}_full_ingest_s": full,
@@ -63,8 +64,11 @@ def main() -> None:
     parser.add_argument("--market", type=Path, default=ROOT.parent / "shared" / "data" / "market")
     parser.add_argument("--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--short", action="store_true", help="Fewer repeats.")
     parser.add_argument("--json", type=Path, help="Also write the figures here.")
     args = parser.parse_args()
+    if args.short:
+        args.repeat = 5
 
     figures: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as folder:
@@ -90,7 +94,8 @@ def main() -> None:
     samples = [timed(lambda: compute_features(closes))[0] for _ in range(args.repeat)]
     figures["features_full_history_s"] = statistics.median(samples)
     print(
-        f"features  {len(closes['SPY'])} SPY days: median {figures['features_full_history_s'] * 1000:.1f} ms over {args.repeat} runs"
+        f"features  {len(closes['SPY'])} SPY days: median "
+        f"{figures['features_full_history_s'] * 1000:.1f} ms over {args.repeat} runs"
     )
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))

@@ -479,3 +479,17 @@ def normalise_yfinance(frame: pd.DataFrame, symbols: list[str]) -> dict[str, pd.
 
 def kind_for_symbol(symbol: str) -> SeriesKind:
     return SeriesKind.INDEX if symbol.startswith("^") else SeriesKind.ETF
+
+
+def read_folder_closes(
+    folder: Path, symbols: tuple[str, ...] | list[str], *, today: dt.date
+) -> dict[str, pd.Series]:
+    """Adjusted closes of ``symbols`` straight from a CSV folder (no database):
+    for benchmarks and offline scripts. Quarantined rows are left out, as in the store."""
+    closes: dict[str, pd.Series] = {}
+    for path in sorted(folder.glob("*.csv")):
+        symbol = symbol_for_file(path)
+        if symbol in symbols:
+            chunks = [c.rows["adj_close"] for c in read_csv_file(path, today=today)]
+            closes[symbol] = pd.concat(chunks).rename(symbol)
+    return closes

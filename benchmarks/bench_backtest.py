@@ -1,0 +1,112 @@
+"""Backtest speed on the full SPY history (real data from ../shared/data/market).
+
+Prints the median wall time of:
+- a backtest of 6 strategies (buy & hold, the three single filters, the combined
+  framework, and a 10% volatility target on it) over every SPY day, in process,
+  from the feature table to the result model (target < 50 ms);
+- recomputing every daily regime with core.rules.compute_regimes (target < 200 ms).
+
+Run from the project root:  .venv/bin/python benchmarks/bench_backtest.py [--repeat N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT_ROOT))  # run as a script from a source checkout
+
+from backtest.runner import BacktestInputs, run_backtest  # noqa: E402
+from backtest.schemas import BacktestRequest  # noqa: E402
+from core.features import compute_features  # noqa: E402
+from core.rules import PUBLISHED_FRAMEWORK, compute_regimes  # noqa: E402
+
+MARKET_DIR = PROJECT_ROOT.parent / "shared" / "data" / "market"
+TARGET_BACKTEST_MS = 50.0
+TARGET_REGIMES_MS = 200.0
+
+SIX_STRATEGIES = [
+    {"kind": "buy_and_hold"},
+    {"kind": "single_filter", "filter": "trend"},
+    {"kind": "single_filter", "filter": "volatility"},
+    {"kind": "single_filter", "filter": "credit"},
+    {"kind": "rules"},
+    {"kind": "vol_target", "base": {"kind": "rules"}, "target_volatility": 0.10},
+]
+
+
+def _yfinance(name: str) -> pd.Series:
+    table = pd.read_csv(MARKET_DIR / f"{name}.csv", skiprows=3, header=None, usecols=[0, 1])
+    return pd.Series(table[1].to_numpy(float), index=pd.DatetimeIndex(pd.to_datetime(table[0])))
+
+
+def _cboe(name: str) -> pd.Series:
+    table = pd.read_csv(MARKET_DIR / f"{name}_History.csv")
+    dates = pd.to_datetime(table["DATE"], format="%m/%d/%Y")
+    return pd.Series(table["CLOSE"].to_numpy(float), index=pd.DatetimeIndex(dates))
+
+
+def median_ms(action: Callable[[], object], repeat: int) -> float:
+    action()  # warm-up: imports, caches
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        action()
+        times.append((time.perf_counter() - started) * 1000.0)
+    return statistics.median(times)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=21, help="timed runs per measure")
+    args = parser.parse_args()
+    if not (MARKET_DIR / "SPY.csv").exists():
+        print(f"real market data not found at {MARKET_DIR}", file=sys.stderr)
+        return 1
+
+    closes = {
+        "SPY": _yfinance("SPY"),
+        "HYG": _yfinance("HYG"),
+        "IEF": _yfinance("IEF"),
+        "^VIX": _cboe("VIX"),
+        "^VIX3M": _cboe("VIX3M"),
+    }
+    features = compute_features(closes)
+    inputs = BacktestInputs(features, closes["SPY"])
+    request = BacktestRequest.model_validate(
+        # From the first SPY day: days before a filter has input follow the abstain policy.
+        {
+            "strategies": SIX_STRATEGIES,
+            "start": features.index[0].date(),
+            "equity_sampling": "weekly",
+        }
+    )
+    days = run_backtest(request, inputs).result.period.days
+
+    backtest_ms = median_ms(lambda: run_backtest(request, inputs), args.repeat)
+    regimes_ms = median_ms(lambda: compute_regimes(features, PUBLISHED_FRAMEWORK), args.repeat)
+
+    print(
+        f"history: {len(features)} SPY days ({features.index[0].date()} .. "
+        f"{features.index[-1].date()}), backtest period {days} days"
+    )
+    print(
+        f"backtest, 6 strategies, median of {args.repeat}: {backtest_ms:.1f} ms "
+        f"(target < {TARGET_BACKTEST_MS:.0f} ms)"
+    )
+    print(
+        f"compute_regimes, all days, median of {args.repeat}: {regimes_ms:.1f} ms "
+        f"(target < {TARGET_REGIMES_MS:.0f} ms)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
