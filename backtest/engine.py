@@ -27,6 +27,7 @@ as ``held_over_days``).
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 import numpy as np
@@ -120,17 +121,17 @@ def held_positions(exposures: pd.DataFrame, lag: int = 1) -> pd.DataFrame:
 def common_span(
     positions: pd.DataFrame,
     asset_returns: pd.Series,
-    start: pd.Timestamp | None = None,
-    end: pd.Timestamp | None = None,
+    start: pd.Timestamp | dt.date | None = None,
+    end: pd.Timestamp | dt.date | None = None,
 ) -> pd.DatetimeIndex:
     """Days from the first to the last on which every strategy holds a position and the
     asset has a return, within [start, end]. Raises NoDataError when there is none."""
     days = positions.index
     complete = positions.notna().all(axis=1) & asset_returns.reindex(days).notna()
     if start is not None:
-        complete &= days >= start
+        complete &= days >= pd.Timestamp(start)
     if end is not None:
-        complete &= days <= end
+        complete &= days <= pd.Timestamp(end)
     if not complete.any():
         held = positions.notna()
         ranges = ", ".join(
@@ -148,8 +149,8 @@ def common_span(
     return pd.DatetimeIndex(days[(days >= first) & (days <= last)], name=days.name)
 
 
-def _day(value: pd.Timestamp | None, default: str) -> str:
-    return default if value is None else str(value.date())
+def _day(value: pd.Timestamp | dt.date | None, default: str) -> str:
+    return default if value is None else str(pd.Timestamp(value).date())
 
 
 def simulate(
@@ -159,8 +160,8 @@ def simulate(
     lag: int = 1,
     costs: CostModel | None = None,
     cash_rate: pd.Series | None = None,
-    start: pd.Timestamp | None = None,
-    end: pd.Timestamp | None = None,
+    start: pd.Timestamp | dt.date | None = None,
+    end: pd.Timestamp | dt.date | None = None,
 ) -> Simulation:
     """Backtest one or more exposure series on one asset.
 

@@ -122,7 +122,11 @@ def max_drawdown(returns: np.ndarray) -> float:
 
 def underwater_spells(returns: np.ndarray) -> np.ndarray:
     """Length in days of the underwater spell each day belongs to (0 when at a peak)."""
-    underwater = drawdowns(returns) < 0.0
+    return _spells(drawdowns(returns))
+
+
+def _spells(drawdown: np.ndarray) -> np.ndarray:
+    underwater = drawdown < 0.0
     # Each run of underwater days shares the count of peaks seen before it.
     spell_id = np.cumsum(~underwater)
     lengths = np.bincount(spell_id, weights=underwater).astype(int)
@@ -133,7 +137,8 @@ def max_drawdown_duration(returns: np.ndarray) -> int:
     """Trading days of the underwater spell holding the max drawdown (0 if none)."""
     if returns.shape[0] == 0:
         return 0
-    return int(underwater_spells(returns)[np.argmin(drawdowns(returns))])
+    drawdown = drawdowns(returns)
+    return int(_spells(drawdown)[np.argmin(drawdown)])
 
 
 def longest_drawdown_duration(returns: np.ndarray) -> int:

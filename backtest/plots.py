@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 from backtest.metrics import drawdowns
 from backtest.runner import BacktestRun
@@ -27,13 +29,21 @@ def _figure() -> Figure:
     return figure
 
 
+def _plain_log_axis(ax: Axes) -> None:
+    """Log scale with tick labels written as plain numbers (2, 5, 10), not powers of ten."""
+    ax.set_yscale("log")
+    plain = FuncFormatter(lambda value, _position: f"{value:g}")
+    ax.yaxis.set_major_formatter(plain)
+    ax.yaxis.set_minor_formatter(plain)
+
+
 def plot_equity(run: BacktestRun, path: Path) -> Path:
     figure = _figure()
     ax = figure.add_subplot()
     equity = run.simulation.equity
     for name in equity.columns:
         ax.plot(equity.index, equity[name].to_numpy(), label=str(name), linewidth=1.0)
-    ax.set_yscale("log")
+    _plain_log_axis(ax)
     ax.set_ylabel("wealth (1.0 at start, log scale)")
     ax.set_title(_title(run, "Equity curves"))
     ax.grid(True, which="both", alpha=0.3)
@@ -68,7 +78,7 @@ def plot_regimes(run: BacktestRun, path: Path, strategy: str | None = None) -> P
     ax = figure.add_subplot()
     close = run.asset_close
     ax.plot(close.index, close.to_numpy(), color="black", linewidth=0.9)
-    ax.set_yscale("log")
+    _plain_log_axis(ax)
     ax.set_ylabel(f"{run.result.conventions.asset} adjusted close (log scale)")
     names = [strategy] if strategy else list(run.held_regimes)[-1:]
     title = "Regimes"
@@ -109,4 +119,3 @@ def write_plots(run: BacktestRun, directory: Path) -> list[Path]:
 def _title(run: BacktestRun, what: str) -> str:
     period = run.result.period
     return f"{what}, {period.start} .. {period.end}"
-

@@ -56,9 +56,8 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
 def header_lines(result: BacktestResult) -> list[str]:
     period, conv = result.period, result.conventions
     return [
-        f"Period: {period.start} .. {period.end} ({period.days} trading days), "
-        f"asset {conv.asset}",
-        f"Timing: {conv.timing} (lag {conv.execution_lag_days})",
+        f"Period: {period.start} .. {period.end} ({period.days} trading days), asset {conv.asset}",
+        f"Timing: {conv.timing}",
         f"Costs: {conv.cost_bps:g} bps per unit traded; cash yield "
         f"{'on' if conv.cash_yield else 'off'}; financing {'on' if conv.financing else 'off'}; "
         f"cash rate {conv.cash_rate}",

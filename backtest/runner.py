@@ -20,6 +20,7 @@ import pandas as pd
 
 from backtest import metrics
 from backtest.engine import CostModel, Simulation, simulate
+from backtest.rates import DFF
 from backtest.schemas import (
     BacktestRequest,
     BacktestResult,
@@ -34,7 +35,7 @@ from backtest.schemas import (
 )
 from backtest.signals import SignalInputs, StrategySignal, build_signal
 from backtest.strategies import StrategyConfig
-from core.enums import FilterName, FilterState
+from core.enums import FilterName, FilterState, UnavailablePolicy
 from core.errors import DataValidationError, NoDataError
 from core.features import SPY, simple_returns
 from core.rules import switches_per_year
@@ -117,7 +118,9 @@ def run_backtest(request: BacktestRequest, inputs: BacktestInputs) -> BacktestRu
 def _calendar(features: pd.DataFrame) -> pd.DatetimeIndex:
     index = features.index
     if not isinstance(index, pd.DatetimeIndex):
-        raise DataValidationError("must be indexed by trading day (DatetimeIndex)", field="features")
+        raise DataValidationError(
+            "must be indexed by trading day (DatetimeIndex)", field="features"
+        )
     if not index.is_monotonic_increasing or index.has_duplicates:
         raise DataValidationError("dates must be increasing and unique", field="features")
     if len(index) < 2:
@@ -142,9 +145,14 @@ def _held(daily: pd.Series, lag: int, span: pd.DatetimeIndex) -> pd.Series:
     """Value decided ``lag`` days earlier, over the period (held over like positions).
 
     ``span`` is a contiguous run of ``daily``'s calendar."""
-    first = daily.index.get_loc(span[0])
-    held = daily.shift(lag).iloc[first : first + len(span)]
-    return held.ffill() if held.isna().any() else held
+    first = daily.index.get_loc(span[0]) - lag
+    values = daily.to_numpy(dtype=float)
+    if first >= 0:
+        values = values[first : first + len(span)]
+    else:  # the period starts before ``lag`` days of history: nothing held yet
+        values = np.r_[np.full(-first, np.nan), values[: len(span) + first]]
+    held = pd.Series(values, index=span)
+    return held.ffill() if np.isnan(values).any() else held
 
 
 def _strategy_result(
@@ -178,7 +186,7 @@ def _strategy_result(
         if regime is None
         else {int(year): int(n) for year, n in switches_per_year(regime).items()},
         filters=_filter_availability(signal, lag, span),
-        days_without_input=int(_held(signal.no_input.astype(float), lag, span).sum()),
+        days_without_input=int(_held(signal.no_input, lag, span).sum()),
         held_over_days=int(simulation.held_over_days[name]),
     )
 
@@ -232,9 +240,9 @@ def _filter_availability(
         return None
     rows = []
     for name in signal.rule_set.enabled():
-        states = signal.filters[f"{name}_state"]
-        has_input = pd.Series(states.to_numpy() != FilterState.UNAVAILABLE.value, states.index)
-        held = _held(has_input.astype(float), lag, span)
+        states = signal.filters[f"{name}_state"].to_numpy()
+        has_input = pd.Series(states != FilterState.UNAVAILABLE.value, signal.filters.index)
+        held = _held(has_input, lag, span)
         rows.append(
             FilterAvailability(
                 filter=FilterName(name),
@@ -248,11 +256,16 @@ def _filter_availability(
 def _equity_curves(equity: pd.DataFrame, sampling: EquitySampling) -> EquityCurves | None:
     if sampling is EquitySampling.NONE:
         return None
-    if sampling is EquitySampling.DAILY:
-        sampled = equity
-    else:
-        period = "W" if sampling is EquitySampling.WEEKLY else "M"
-        sampled = equity.groupby(equity.index.to_period(period)).tail(1)
+    sampled = equity
+    if sampling is not EquitySampling.DAILY:
+        days = equity.index
+        if sampling is EquitySampling.WEEKLY:
+            # Days since 1970-01-05 (a Monday) // 7 numbers the Monday-to-Sunday weeks.
+            group = (days - pd.Timestamp("1970-01-05")).days.to_numpy() // 7
+        else:
+            group = days.year.to_numpy() * 12 + days.month.to_numpy()
+        last_of_group = np.r_[group[1:] != group[:-1], True]
+        sampled = equity[last_of_group]
     return EquityCurves(
         sampling=sampling,
         dates=[day.date() for day in sampled.index],
@@ -266,14 +279,14 @@ def _conventions(request: BacktestRequest, inputs: BacktestInputs) -> Convention
     else:
         cash = f"{inputs.cash_rate_source or 'supplied series'}: " + (
             "annual percent known at close t-1 / 100 / 252, earned on day t"
-            if inputs.cash_rate_source == "DFF"
+            if inputs.cash_rate_source == DFF
             else "daily rate earned over day t"
         )
     return Conventions(
         asset=inputs.asset,
         execution_lag_days=request.lag,
-        timing=f"exposure decided at the close of day t is held from close t+{request.lag - 1} "
-        f"to close t+{request.lag}",
+        timing=f"exposure decided at the close of day t is held over day t+{request.lag} "
+        f"(close {_day_offset(request.lag - 1)} to close t+{request.lag})",
         returns=f"simple daily returns of {inputs.asset}'s adjusted close (total return)",
         cost_bps=request.cost_bps,
         costs="cost_bps / 10000 * |position change|, charged on the day the new position is "
@@ -288,6 +301,10 @@ def _conventions(request: BacktestRequest, inputs: BacktestInputs) -> Convention
         "does not vote); on days with no filter input at all the policy's votes set the regime",
         metrics=metrics.CONVENTIONS,
     )
+
+
+def _day_offset(days: int) -> str:
+    return "t" if days == 0 else f"t+{days}"
 
 
 def _notes(strategies: list[StrategyResult], signals: dict[str, StrategySignal]) -> list[str]:
@@ -305,9 +322,13 @@ def _notes(strategies: list[StrategyResult], signals: dict[str, StrategySignal])
                     f"policy {policy}"
                 )
         if result.days_without_input:
+            abstains = signal.rule_set is not None and (
+                signal.rule_set.unavailable is UnavailablePolicy.ABSTAIN
+            )
+            votes = "no votes" if abstains else "every enabled filter voting"
             notes.append(
-                f"{result.name}: {result.days_without_input} day(s) without any filter input, "
-                f"positioned by the {policy} policy alone"
+                f"{result.name}: {result.days_without_input} day(s) without any filter input "
+                f"held the regime the {policy} policy gives ({votes})"
             )
         if result.held_over_days:
             notes.append(

@@ -54,11 +54,6 @@ class StrategySignal:
     rule_set: RuleSet | None = None
     filters: pd.DataFrame | None = None  # core.rules.compute_regimes output
 
-    def first_informed_day(self) -> pd.Timestamp | None:
-        """First day whose exposure rests on real input (not on the policy alone)."""
-        informed = self.exposure.notna() & ~self.no_input
-        return informed.idxmax() if informed.any() else None
-
     def regime_names(self) -> pd.Series | None:
         """Regime label per day (object, None when unknown)."""
         if self.regime_code is None:
@@ -167,9 +162,10 @@ def _policy_filled_codes(
     ``firing`` policy and leaves it out under ``abstain``, so the table applied
     to those votes is the policy's answer.
     """
-    no_input = codes.isna()
-    by_policy = pd.Series(table.regime_codes(votes.to_numpy(dtype=int)), index=codes.index)
-    return codes.where(~no_input, by_policy).astype(float), no_input
+    values = codes.to_numpy(dtype=float)
+    no_input = np.isnan(values)
+    filled = np.where(no_input, table.regime_codes(votes.to_numpy(dtype=int)), values)
+    return pd.Series(filled, index=codes.index), pd.Series(no_input, index=codes.index)
 
 
 def label_codes(codes: pd.Series, labels: tuple[str, ...]) -> pd.Series:

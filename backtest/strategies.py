@@ -181,7 +181,9 @@ class ModelConfig(_Strategy):
 
     def model_mapping(self) -> ModelMapping:
         base = MODEL_MAPPINGS[self.mapping]
-        changes = self.model_dump(include={"calm_exposure", "distressed_exposure"}, exclude_none=True)
+        changes = self.model_dump(
+            include={"calm_exposure", "distressed_exposure"}, exclude_none=True
+        )
         return replace(base, **changes).validate()
 
     def default_label(self) -> str:

@@ -98,9 +98,7 @@ def load_inputs(
 
 def active_model_version(connection: Connection) -> str | None:
     """Version named by the latest activation, if any."""
-    statement = (
-        select(model_activations.c.version).order_by(model_activations.c.id.desc()).limit(1)
-    )
+    statement = select(model_activations.c.version).order_by(model_activations.c.id.desc()).limit(1)
     return connection.execute(statement).scalar()
 
 
@@ -162,7 +160,9 @@ def backtest(
         print_json(result.model_dump(mode="json"))
     else:
         is_reproduction = config is None and (preset or PUBLISHED_FRAMEWORK) == PUBLISHED_FRAMEWORK
-        typer.echo(format_published_comparison(result) if is_reproduction else format_result(result))
+        typer.echo(
+            format_published_comparison(result) if is_reproduction else format_result(result)
+        )
         typer.echo(
             f"\nBacktested {len(result.strategies)} strategies over {result.period.days} days "
             f"in {elapsed_ms:.0f} ms."
