@@ -8,6 +8,9 @@
 | PredictorDep   | the ModelSlot (predictor or why none)   | serve a fake or no model     |
 | ClockDep       | a callable returning "now" (aware UTC)  | fix the date                 |
 | AdminDep       | passes only with the right X-API-Key    | -                            |
+
+Dependencies that do no I/O are ``async def`` so FastAPI runs them on the event
+loop instead of sending each to the thread pool (this matters on /regime/today).
 """
 
 from __future__ import annotations
@@ -26,18 +29,18 @@ from app.state import ModelSlot, ServiceState
 Clock = Callable[[], dt.datetime]
 
 
-def get_state(request: Request) -> ServiceState:
+async def get_state(request: Request) -> ServiceState:
     return request.app.state.service
 
 
 StateDep = Annotated[ServiceState, Depends(get_state)]
 
 
-def get_app_settings(state: StateDep) -> Settings:
+async def get_app_settings(state: StateDep) -> Settings:
     return state.settings
 
 
-def get_engine(state: StateDep) -> Engine:
+async def get_engine(state: StateDep) -> Engine:
     return state.engine
 
 
@@ -46,7 +49,7 @@ def get_connection(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[C
         yield connection
 
 
-def get_model(state: StateDep) -> ModelSlot:
+async def get_model(state: StateDep) -> ModelSlot:
     return state.model
 
 
@@ -54,7 +57,7 @@ def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def get_clock() -> Clock:
+async def get_clock() -> Clock:
     return utc_now
 
 

@@ -20,6 +20,7 @@ UNMATCHED = "<unmatched>"  # one label for every unknown path, so labels stay fe
 class ServiceMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self.requests = Counter(
             "deepregime_http_requests",
             "HTTP requests by method, route template and status code.",
@@ -51,8 +52,18 @@ class ServiceMetrics:
         )
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.requests.labels(method, route, str(status)).inc()
-        self.latency.labels(method, route).observe(seconds)
+        # The labelled children are looked up once per (method, route, status): the
+        # lookup costs more than the increment, on every request.
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (
+                self.requests.labels(method, route, str(status)),
+                self.latency.labels(method, route),
+            )
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def set_active_model(self, version: str | None) -> None:
         self.active_model.clear()

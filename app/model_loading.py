@@ -15,24 +15,19 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.state import ModelSlot
+from inference.predictor import RegimePredictor
 from inference.registry import list_versions
+from store.model_registry import active_version
 
 log = logging.getLogger("deepregime.app")
-
-
-def recorded_active_version(engine: Engine) -> str | None:
-    """The version activated last in the database registry (None when none is)."""
-    from store import model_registry
-
-    with engine.connect() as connection:
-        return model_registry.active_version(connection)
 
 
 def choose_version(engine: Engine, models_dir: Path) -> tuple[str | None, str]:
     """(version, where it came from) or (None, why there is none)."""
     try:
-        recorded = recorded_active_version(engine)
-    except (ImportError, SQLAlchemyError) as error:
+        with engine.connect() as connection:
+            recorded = active_version(connection)
+    except SQLAlchemyError as error:
         log.warning("model registry not readable (%s); using the models folder", error)
         recorded = None
     if recorded is not None:
@@ -45,8 +40,6 @@ def choose_version(engine: Engine, models_dir: Path) -> tuple[str | None, str]:
 
 def load_slot(models_dir: Path, version: str) -> ModelSlot:
     """The predictor for ``version``, or an unavailable slot saying why it did not load."""
-    from inference.predictor import RegimePredictor
-
     try:
         predictor = RegimePredictor.load(models_dir, version)
     except Exception as error:  # noqa: BLE001 - any failure must leave the rules serving

@@ -36,7 +36,9 @@ class FilterReading(BaseModel):
 
 class RulesPart(BaseModel):
     rule_set: str = Field(description="Rule set version (name and parameter fingerprint).")
-    votes: int = Field(description="Filters firing (plus unavailable ones if they count as firing).")
+    votes: int = Field(
+        description="Filters firing (plus unavailable ones if they count as firing)."
+    )
     available: int = Field(description="Filters whose input exists on that day.")
     enabled: int = Field(description="Filters in the rule set.")
     regime: Regime | None
@@ -234,7 +236,9 @@ class ModelSummary(BaseModel):
 
 
 class ModelList(BaseModel):
-    active: str | None
+    active: str | None = Field(description="The version this service serves (or tried to).")
+    loaded: bool
+    reason: str | None = Field(description="Why no model serves, when none does.")
     models: list[ModelSummary]
 
 

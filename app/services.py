@@ -1,15 +1,17 @@
-"""What the handlers call: regime answers, history pages, readiness and model listings.
+"""What the handlers call: regime answers, history pages and model cards.
 
-Each function takes a Connection (or the Engine where it must survive a dead
-database) and keyword-only arguments, and returns a schema from app.schemas.
+Each public function takes a Connection and keyword-only arguments, and returns
+a schema from app.schemas (readiness, which must survive a dead database, is in
+app.readiness).
 The regime policies are core.policies' (one definition shared with the
 backtest): this module only loads stored rows and applies them.
 
 Policies on one day (``rules`` is always computed and reported beside):
 - ``rules``: the stored regime row of the configured rule set.
-- ``model``: the classifier's stored regime (0 calm, 1 distressed) mapped by
-  core.policies.model_exposure with the ``filter`` or ``leveraged`` mapping;
-  the regime is named ``calm``/``distressed`` as in the backtest's reports.
+- ``model``: the classifier's regime (0 calm, 1 distressed; stored, or scored on
+  demand for a single day) mapped by core.policies.model_exposure with the
+  ``filter`` or ``leveraged`` mapping; named ``calm``/``distressed`` as in the
+  backtest's reports.
 - ``ensemble``: core.policies.ensemble_regimes (the model's distressed call is
   one more vote; a missing model output abstains).
 """
@@ -20,38 +22,36 @@ import csv
 import datetime as dt
 import io
 import math
-from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Engine, func, select, text
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy import Connection, func, select
 
 from app.problems import ModelUnavailableError, NotFoundError
 from app.schemas import (
-    CheckResult,
     FilterReading,
+    ModelDetail,
+    ModelList,
     ModelMappingName,
     ModelPart,
-    Readiness,
+    ModelSummary,
     RegimePage,
     RegimeReport,
     RegimeRow,
     RulesPart,
 )
-from app.settings import Settings
 from app.state import ModelSlot
-from app.trading_days import TradingCalendar
-from backtest.signals import MODEL_REGIME_LABELS
+from backtest.signals import MODEL_REGIME_LABELS, label_codes
 from backtest.strategies import MODEL_MAPPINGS
 from core.enums import Policy
 from core.errors import ConfigError, NoDataError
 from core.policies import ensemble_regimes, model_exposure
 from core.rules import RuleSet
-from store.migrations import current_revision
-from store.repository import load_model_outputs, load_regimes
+from inference.card import ModelCard
+from inference.registry import list_versions, read_card
+from inference.versions import validate_version
+from store.repository import load_features, load_model_outputs, load_regimes
 from store.tables import regimes
 
 
@@ -67,7 +67,7 @@ def _text(value: Any) -> str | None:
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
 
 
-def _no_regimes(rule_set: RuleSet) -> NoDataError:
+def no_regimes(rule_set: RuleSet) -> NoDataError:
     return NoDataError(
         f"no regimes computed yet for rule set {rule_set.version}: ingest prices and run "
         "`deepregime signals` (or POST /admin/refresh)"
@@ -88,30 +88,38 @@ def stored_span(connection: Connection, rule_set: RuleSet) -> tuple[dt.date, dt.
 
 
 def apply_policy(
-    regimes: pd.DataFrame,
+    rows: pd.DataFrame,
     model_regime: pd.Series,
     *,
     policy: Policy,
     mapping: ModelMappingName,
     rule_set: RuleSet,
 ) -> pd.DataFrame:
-    """``regime`` (label or None) and ``exposure`` (NaN unknown) per day of ``regimes``.
+    """``regime`` (label or None) and ``exposure`` (NaN unknown) per day of ``rows``.
 
-    ``regimes`` holds stored rows (votes, available, regime, exposure);
+    ``rows`` are stored regime rows (votes, available, regime, exposure);
     ``model_regime`` is the classifier's 0/1 per day (NaN unknown), any index.
     """
     if policy is Policy.RULES:
-        return regimes.loc[:, ["regime", "exposure"]]
-    model = model_regime.reindex(regimes.index).astype(float)
+        return rows.loc[:, ["regime", "exposure"]]
+    model = model_regime.reindex(rows.index).astype(float)
     if policy is Policy.MODEL:
-        labels = np.asarray(MODEL_REGIME_LABELS, dtype=object)
-        known = model.notna().to_numpy()
-        names = np.full(len(model), None, dtype=object)
-        names[known] = labels[model.to_numpy()[known].astype(int)]
-        exposure = model_exposure(model, MODEL_MAPPINGS[mapping.value])
-        return pd.DataFrame({"regime": names, "exposure": exposure}, index=regimes.index)
-    table = ensemble_regimes(regimes["votes"], regimes["available"], model, rule_set.table)
+        return pd.DataFrame(
+            {
+                "regime": label_codes(model, MODEL_REGIME_LABELS),
+                "exposure": model_exposure(model, MODEL_MAPPINGS[mapping.value]),
+            },
+            index=rows.index,
+        )
+    table = ensemble_regimes(rows["votes"], rows["available"], model, rule_set.table)
     return table.loc[:, ["regime", "exposure"]]
+
+
+def _no_outputs() -> pd.DataFrame:
+    return pd.DataFrame(
+        {"regime": pd.Series(dtype=float), "p_distressed": pd.Series(dtype=float)},
+        index=pd.DatetimeIndex([], name="date"),
+    )
 
 
 def _model_outputs(
@@ -119,11 +127,27 @@ def _model_outputs(
 ) -> pd.DataFrame:
     """Stored outputs of the serving model over [start, end]; empty when none serves."""
     if not model.loaded or model.version is None:
-        return pd.DataFrame(
-            {"regime": pd.Series(dtype=float), "p_distressed": pd.Series(dtype=float)},
-            index=pd.DatetimeIndex([], name="date"),
-        )
+        return _no_outputs()
     return load_model_outputs(connection, model_version=model.version, start=start, end=end)
+
+
+def _day_output(connection: Connection, model: ModelSlot, day: dt.date) -> pd.DataFrame:
+    """The serving model's output for ``day``: stored, else scored now from stored features.
+
+    Scoring reads the ``window`` feature rows ending on ``day`` (the same window the
+    stored history would use), so a day the refresh has not scored yet still gets
+    the model's answer. Empty when no model serves; NaN when the window is incomplete.
+    """
+    stored = _model_outputs(connection, model, day, day)
+    if not stored.empty or model.predictor is None:
+        return stored
+    window = model.predictor.card.window
+    # Enough calendar days to hold ``window`` sessions (5 in 7, plus holidays).
+    since = day - dt.timedelta(days=window * 7 // 5 + 15)
+    features = load_features(connection, start=since, end=day).tail(window)
+    if features.empty:
+        return stored
+    return model.predictor.predict_daily(features).tail(1)
 
 
 def _require_model(policy: Policy, model: ModelSlot) -> None:
@@ -166,8 +190,8 @@ def _model_part(outputs: pd.DataFrame, model: ModelSlot, day: pd.Timestamp) -> M
         return ModelPart(
             available=False,
             version=model.version,
-            reason=f"no model output for {day.date()}: fewer than {window} complete days of "
-            "features before it, or outputs not computed yet (POST /admin/refresh)",
+            reason=f"no model output for {day.date()}: the {window} days of features "
+            "ending on it are incomplete",
         )
     return ModelPart(
         available=True,
@@ -189,18 +213,22 @@ def regime_report(
     """The answer for ``day`` (None: the latest stored day)."""
     _require_model(policy, model)
     rows = load_regimes(
-        connection, rule_set_version=rule_set.version, start=day, end=day, limit=1, latest_first=True
+        connection,
+        rule_set_version=rule_set.version,
+        start=day,
+        end=day,
+        limit=1,
+        latest_first=True,
     )
     if rows.empty:
         span = stored_span(connection, rule_set)
         if span is None:
-            raise _no_regimes(rule_set)
+            raise no_regimes(rule_set)
         raise NotFoundError(
-            f"no regime for {day}: not a trading day of the stored history "
-            f"({span[0]} .. {span[1]})"
+            f"no regime for {day}: not a trading day of the stored history ({span[0]} .. {span[1]})"
         )
     as_of = rows.index[0]
-    outputs = _model_outputs(connection, model, as_of.date(), as_of.date())
+    outputs = _day_output(connection, model, as_of.date())
     chosen = apply_policy(
         rows,
         outputs["regime"],
@@ -248,13 +276,13 @@ def regime_history(
         connection, rule_set_version=rule_set.version, start=first, end=end, limit=limit + 1
     )
     if rows.empty and stored_span(connection, rule_set) is None:
-        raise _no_regimes(rule_set)
+        raise no_regimes(rule_set)
     next_cursor = rows.index[limit].date() if len(rows) > limit else None
     rows = rows.iloc[:limit]
     outputs = (
         _model_outputs(connection, model, rows.index[0].date(), rows.index[-1].date())
         if len(rows)
-        else _model_outputs(connection, ModelSlot(), dt.date.min, dt.date.min)
+        else _no_outputs()
     )
     model_regime = outputs["regime"].reindex(rows.index)
     chosen = apply_policy(rows, model_regime, policy=policy, mapping=mapping, rule_set=rule_set)
@@ -300,90 +328,40 @@ def page_as_csv(page: RegimePage) -> str:
     return buffer.getvalue()
 
 
-# --- readiness -----------------------------------------------------------------
+# --- model cards -------------------------------------------------------------------
 
 
-def _one_line(error: BaseException) -> str:
-    origin = getattr(error, "orig", None) or error
-    lines = str(origin).strip().splitlines()
-    return f"{origin.__class__.__name__}: {lines[0]}" if lines else origin.__class__.__name__
-
-
-def readiness(
-    engine: Engine,
-    *,
-    settings: Settings,
-    rule_set: RuleSet,
-    calendar: TradingCalendar,
-    now: dt.datetime,
-    model: ModelSlot,
-    schema_head: str,
-) -> Readiness:
-    """Each part of readiness with why it fails. Never raises on a dead database."""
-    checks: dict[str, CheckResult] = {}
-    try:
-        with engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-        checks["database"] = CheckResult(ok=True, required=True, detail="reachable")
-    except (DBAPIError, PoolTimeoutError) as error:
-        detail = f"unreachable: {_one_line(error)}"
-        checks["database"] = CheckResult(ok=False, required=True, detail=detail)
-    if checks["database"].ok:
-        checks["migrations"] = _guarded(lambda: _migrations_check(engine, schema_head))
-        checks["data"] = _guarded(
-            lambda: _data_check(engine, settings, rule_set, calendar, now)
-        )
-    else:
-        unknown = CheckResult(ok=False, required=True, detail="unknown: database unreachable")
-        checks["migrations"] = checks["data"] = unknown
-    needs_model = settings.default_policy is Policy.MODEL
-    checks["model"] = CheckResult(
-        ok=model.loaded,
-        required=needs_model,
-        detail=f"version {model.version} loaded" if model.loaded else str(model.reason),
-    )
-    failed = [check for check in checks.values() if not check.ok]
-    if any(check.required for check in failed):
-        status = "not_ready"
-    else:
-        status = "degraded" if failed else "ready"
-    return Readiness(status=status, checks=checks)
-
-
-def _guarded(check: Callable[[], CheckResult]) -> CheckResult:
-    """Run one check; a database error fails that check with its reason."""
-    try:
-        return check()
-    except (DBAPIError, PoolTimeoutError) as error:
-        return CheckResult(ok=False, required=True, detail=f"failed: {_one_line(error)}")
-
-
-def _migrations_check(engine: Engine, schema_head: str) -> CheckResult:
-    current = current_revision(engine)
-    if current == schema_head:
-        return CheckResult(ok=True, required=True, detail=f"at head {schema_head}")
-    return CheckResult(
-        ok=False,
-        required=True,
-        detail=f"schema at {current}, migrations head is {schema_head}: run `deepregime db upgrade`",
+def _summary(card: ModelCard, model: ModelSlot) -> ModelSummary:
+    return ModelSummary(
+        version=card.version,
+        active=card.version == model.version,
+        loaded=model.loaded and card.version == model.version,
+        created_at=card.created_at,
+        training_period=card.training_period.model_dump(mode="json"),
+        metrics=card.metrics,
     )
 
 
-def _data_check(
-    engine: Engine,
-    settings: Settings,
-    rule_set: RuleSet,
-    calendar: TradingCalendar,
-    now: dt.datetime,
-) -> CheckResult:
-    with engine.connect() as connection:
-        span = stored_span(connection, rule_set)
-    if span is None:
-        return CheckResult(ok=False, required=True, detail=str(_no_regimes(rule_set)))
-    expected = calendar.expected_last_session(now)
-    lag = calendar.sessions_between(span[1], expected)
-    detail = (
-        f"as of {span[1]}, {lag} session(s) behind {expected} "
-        f"(allowed {settings.max_data_lag_days})"
+def list_models(*, models_dir: Path, model: ModelSlot) -> ModelList:
+    """Every version in the registry folder, newest first, with the serving one marked."""
+    cards = [read_card(models_dir, version) for version in reversed(list_versions(models_dir))]
+    return ModelList(
+        active=model.version,
+        loaded=model.loaded,
+        reason=model.reason,
+        models=[_summary(card, model) for card in cards],
     )
-    return CheckResult(ok=lag <= settings.max_data_lag_days, required=True, detail=detail)
+
+
+def model_detail(*, models_dir: Path, version: str, model: ModelSlot) -> ModelDetail:
+    """The full card of one version; 422 for a malformed name, 404 when absent."""
+    validate_version(version)
+    if version not in list_versions(models_dir):
+        raise NotFoundError(f"model version {version} not found under {models_dir}")
+    card = read_card(models_dir, version)
+    return ModelDetail(
+        version=version,
+        active=version == model.version,
+        loaded=model.loaded and version == model.version,
+        card=card.as_dict(),
+    )

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
+from app.metrics import ServiceMetrics
 from app.settings import Settings
 from app.trading_days import TradingCalendar
 from core.rules import RuleSet
@@ -77,6 +78,8 @@ class ServiceState:
     rule_set: RuleSet
     model: ModelSlot
     cache: ResponseCache
+    metrics: ServiceMetrics
+    schema_head: str  # the migrations' head revision, read once at start
     # Serialises model swaps inside this process (the DB lock guards across processes).
     model_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -84,3 +87,4 @@ class ServiceState:
         with self.model_lock:
             self.model = slot
         self.cache.clear()
+        self.metrics.set_active_model(slot.version if slot.loaded else None)

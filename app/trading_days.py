@@ -6,6 +6,7 @@ The clock is passed in, never read here, so tests fix "now".
 from __future__ import annotations
 
 import datetime as dt
+import warnings
 from functools import lru_cache
 
 import exchange_calendars as xcals
@@ -19,19 +20,26 @@ class TradingCalendar:
     """NYSE sessions; built once (about 0.1 s) and shared by every request."""
 
     def __init__(self) -> None:
-        self._calendar = xcals.get_calendar(CALENDAR_NAME, start=CALENDAR_START)
+        with warnings.catch_warnings():
+            # exchange_calendars uses pandas APIs deprecated in pandas 3.1, in lazily
+            # cached properties: build and warm them up here, once, silently.
+            warnings.simplefilter("ignore", category=pd.errors.Pandas4Warning)
+            self._calendar = xcals.get_calendar(CALENDAR_NAME, start=CALENDAR_START)
+            self._last_closed_session(dt.datetime(2000, 1, 3, 12))
         self._cached = lru_cache(maxsize=256)(self._last_closed_session)
 
     def expected_last_session(self, now: dt.datetime) -> dt.date:
-        """The latest session whose close is at or before ``now`` (aware or UTC-naive).
+        """The latest session whose close is at or before ``now`` (aware, or naive UTC).
 
-        Within one minute the answer cannot change, so it is cached per minute.
+        Within one minute the answer cannot change, so it is cached per minute
+        (keyed by a plain datetime: this runs on every /regime/today request).
         """
-        moment = pd.Timestamp(now)
-        moment = moment.tz_localize("UTC") if moment.tzinfo is None else moment.tz_convert("UTC")
-        return self._cached(moment.floor("min"))
+        if now.tzinfo is not None:
+            now = now.astimezone(dt.UTC).replace(tzinfo=None)
+        return self._cached(now.replace(second=0, microsecond=0))
 
-    def _last_closed_session(self, minute: pd.Timestamp) -> dt.date:
+    def _last_closed_session(self, naive_utc_minute: dt.datetime) -> dt.date:
+        minute = pd.Timestamp(naive_utc_minute, tz="UTC")
         calendar = self._calendar
         if minute > calendar.last_minute:
             return calendar.last_session.date()
@@ -43,5 +51,8 @@ class TradingCalendar:
         """Sessions after ``first`` up to and including ``last`` (0 when last <= first)."""
         if last <= first:
             return 0
-        sessions = self._calendar.sessions_in_range(pd.Timestamp(first), pd.Timestamp(last))
+        bounds = (self._calendar.first_session, self._calendar.last_session)
+        start = min(max(pd.Timestamp(first), bounds[0]), bounds[1])
+        end = min(max(pd.Timestamp(last), bounds[0]), bounds[1])
+        sessions = self._calendar.sessions_in_range(start, end)
         return int((sessions > pd.Timestamp(first)).sum())

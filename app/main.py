@@ -1,0 +1,86 @@
+"""The app factory. ``create_app(settings)`` builds the FastAPI app; its lifespan creates
+the database engine, the trading calendar and the ONNX predictor (never at import).
+
+Run it with ``deepregime serve`` or ``uvicorn --factory app.main:create_app``.
+
+Routes:
+    GET  /regime/today            latest regime, stale flag, filters, model part
+    GET  /regime/{day}            one stored day
+    GET  /regimes                 history (paged; JSON or CSV)
+    POST /backtest                run and store a backtest; GET /backtest/{id} reads it back
+    GET  /models, /models/{v}     model cards
+    GET  /health, /ready, /metrics
+    POST /admin/refresh, /admin/models/{v}/activate   (X-API-Key)
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.metadata import PackageNotFoundError, version
+
+from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
+from fastapi.middleware.cors import CORSMiddleware
+
+from app import routes_admin, routes_backtest, routes_models, routes_ops, routes_regimes
+from app.metrics import MetricsMiddleware, ServiceMetrics
+from app.problems import install_problem_handlers
+from app.settings import Settings, get_settings
+from app.startup import start_service
+
+DESCRIPTION = """
+Market-regime signals for sizing an equity book: a three-filter rule engine
+(trend, volatility, credit) and a Transformer classifier, served per policy
+(`rules`, `model`, `ensemble`), with backtests over the stored history.
+
+Errors are problem details (`application/problem+json`).
+"""
+
+
+def _package_version() -> str:
+    try:
+        return version("deepregime")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    state = await run_in_threadpool(start_service, app.state.settings, app.state.metrics)
+    app.state.service = state
+    # Everything loaded so far (pandas, the calendar, onnxruntime, SQLAlchemy) lives as
+    # long as the process: keep it out of the collector's full passes, which would
+    # otherwise rescan it every few thousand requests (latency spikes).
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        state.engine.dispose()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """A new app for ``settings`` (default: from the environment)."""
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="deepregime",
+        version=_package_version(),
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = ServiceMetrics()
+    install_problem_handlers(app)
+    if settings.cors_origins:  # closed unless origins are configured
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Accept", "Content-Type", "X-API-Key"],
+        )
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    for module in (routes_regimes, routes_backtest, routes_models, routes_ops, routes_admin):
+        app.include_router(module.router)
+    return app

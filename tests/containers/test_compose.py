@@ -1,0 +1,47 @@
+"""The image and the compose stack, for real with podman (opt-in: several minutes).
+
+    DEEPREGIME_CONTAINER_TESTS=1 pytest -m containers tests/containers
+
+Runs scripts/container_test.sh: build, compose up (PostgreSQL stand-in, migration
+job, app), the ingest job on the mounted CSV folder, a valid /regime/today from
+the app container, model activation, then tear-down.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "scripts" / "container_test.sh"
+
+pytestmark = pytest.mark.containers
+
+
+def _skip_reason() -> str | None:
+    if os.environ.get("DEEPREGIME_CONTAINER_TESTS") != "1":
+        return "container tests are opt-in: set DEEPREGIME_CONTAINER_TESTS=1"
+    for tool in ("podman", "podman-compose"):
+        if shutil.which(tool) is None:
+            return f"{tool} not installed (see ../shared/tools/containers/setup.sh)"
+    return None
+
+
+@pytest.mark.skipif(_skip_reason() is not None, reason=str(_skip_reason()))
+def test_compose_stack_serves_a_regime(market_dir):
+    done = subprocess.run(
+        ["bash", str(SCRIPT)],
+        cwd=ROOT,
+        env={**os.environ, "DEEPREGIME_DATA_DIR": str(market_dir)},
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-4000:]
+    assert "valid /regime/today: 2024-12-31" in output
+    assert "container test passed" in output
