@@ -18,21 +18,19 @@ from app.problems import ModelUnavailableError, NotFoundError
 from app.schemas import Activation, RefreshReport
 from app.settings import Settings
 from app.state import ModelSlot, ResponseCache
-from backtest.rates import daily_cash_rate
 from backtest.runner import BacktestInputs, run_backtest
 from backtest.schemas import BacktestRequest
 from backtest.strategies import uses_model
-from core.errors import ConfigError, DataValidationError, NoDataError
-from core.features import SPY
+from core.errors import ConfigError, DataValidationError
 from core.rules import RuleSet
 from inference.registry import list_versions
 from inference.versions import validate_version
+from store.backtest_inputs import load_backtest_inputs as load_inputs_from_store
 from store.backtest_runs import StoredRun, save_run
 from store.ingest import IngestResult, ingest_csv_folder, ingest_yfinance
 from store.locks import REFRESH_LOCK, held_lock
 from store.model_registry import activate_predictor, store_outputs
 from store.pipeline import refresh_features, refresh_regimes
-from store.repository import load_closes, load_features, load_model_outputs
 
 # --- refresh --------------------------------------------------------------------
 
@@ -132,31 +130,14 @@ def check_period(request: BacktestRequest, calendar: pd.DatetimeIndex) -> None:
 def load_backtest_inputs(
     connection: Connection, *, request: BacktestRequest, model: ModelSlot
 ) -> BacktestInputs:
-    """The stored feature table, SPY closes, the cash rate if stored, model outputs if needed."""
-    features = load_features(connection)
-    if features.empty:
-        raise NoDataError("no features stored yet: ingest prices and run `deepregime signals`")
-    rate_symbol = request.rate_source.value
-    # A few days before the first feature day, so the first day's cash rate is known.
-    since = features.index[0].date() - dt.timedelta(days=10)
-    closes = load_closes(connection, symbols=[SPY, rate_symbol], start=since)
-    cash_rate = None
-    if rate_symbol in closes:
-        cash_rate = daily_cash_rate(rate_symbol, closes[rate_symbol], features.index)
-    outputs = None
-    if any(uses_model(strategy) for strategy in request.strategies):
-        if model.version is None or not model.loaded:
-            raise ModelUnavailableError(
-                f"a strategy reads the classifier, which is not serving: {model.reason}"
-            )
-        outputs = load_model_outputs(connection, model_version=model.version)
-    return BacktestInputs(
-        features=features,
-        asset_close=closes.get(SPY, pd.Series(dtype=float)),
-        cash_rate=cash_rate,
-        cash_rate_source=rate_symbol if cash_rate is not None else None,
-        model_outputs=outputs,
-    )
+    """store.backtest_inputs, after checking that a model strategy has a serving model."""
+    if any(uses_model(strategy) for strategy in request.strategies) and (
+        model.version is None or not model.loaded
+    ):
+        raise ModelUnavailableError(
+            f"a strategy reads the classifier, which is not serving: {model.reason}"
+        )
+    return load_inputs_from_store(connection, request=request, model_version=model.version)
 
 
 def run_and_store_backtest(

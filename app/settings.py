@@ -16,7 +16,9 @@ PLACEHOLDER_SECRETS = {"changethis", "changeme", "secret", "password", "admin"}
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="DEEPREGIME_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="DEEPREGIME_", env_file=".env", extra="ignore", env_ignore_empty=True
+    )
 
     # A plain string so SQLite and PostgreSQL URLs both pass.
     database_url: str = "sqlite:///./var/deepregime.db"

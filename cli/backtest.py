@@ -16,19 +16,15 @@ from typing import Annotated, Any
 
 import typer
 import yaml
-from sqlalchemy import Connection, select
 
 from backtest.published import published_framework_request
-from backtest.rates import daily_cash_rate
 from backtest.report import format_published_comparison, format_result
-from backtest.runner import BacktestInputs, run_backtest
+from backtest.runner import run_backtest
 from backtest.schemas import BacktestRequest
-from backtest.strategies import uses_model
 from cli.common import handles_errors, print_json, transaction
-from core.errors import DataValidationError, NoDataError
-from core.features import SPY
-from store.repository import load_closes, load_features, load_model_outputs
-from store.tables import model_activations
+from core.errors import DataValidationError
+from store.backtest_inputs import load_backtest_inputs
+from store.model_registry import active_version
 
 PUBLISHED_FRAMEWORK = "published-framework"
 PRESETS: dict[str, Callable[[], BacktestRequest]] = {
@@ -60,46 +56,6 @@ def read_request(path: Path) -> BacktestRequest:
     if not isinstance(payload, dict):
         raise DataValidationError("expected a mapping with a 'strategies' list", source=str(path))
     return BacktestRequest.model_validate(payload)
-
-
-def load_inputs(
-    connection: Connection, request: BacktestRequest, *, model_version: str | None = None
-) -> BacktestInputs:
-    """Everything ``request`` needs, read from the store (full history for warm-up)."""
-    features = load_features(connection)
-    if features.empty:
-        raise NoDataError("no features stored: run `deepregime ingest`, then `deepregime features`")
-    source = request.rate_source.value
-    closes = load_closes(connection, symbols=[SPY, source])
-    if SPY not in closes:
-        raise NoDataError(f"no {SPY} prices stored: run `deepregime ingest`")
-    cash_rate = None
-    if source in closes:
-        cash_rate = daily_cash_rate(source, closes[source], features.index)
-    elif request.cash_yield or request.financing:
-        raise NoDataError(f"cash yield and financing need {source} in the store: ingest it first")
-    model_outputs = None
-    if any(uses_model(strategy) for strategy in request.strategies):
-        version = model_version or active_model_version(connection)
-        if version is None:
-            raise NoDataError("model strategies need --model-version: no model is active")
-        model_outputs = load_model_outputs(connection, model_version=version)
-        if model_outputs.empty:
-            raise NoDataError(f"no daily outputs stored for model version {version!r}")
-    return BacktestInputs(
-        features=features,
-        asset_close=closes[SPY],
-        cash_rate=cash_rate,
-        cash_rate_source=source if cash_rate is not None else None,
-        model_outputs=model_outputs,
-        asset=SPY,
-    )
-
-
-def active_model_version(connection: Connection) -> str | None:
-    """Version named by the latest activation, if any."""
-    statement = select(model_activations.c.version).order_by(model_activations.c.id.desc()).limit(1)
-    return connection.execute(statement).scalar()
 
 
 @handles_errors
@@ -151,7 +107,8 @@ def backtest(
 
     started = time.perf_counter()
     with transaction() as connection:
-        inputs = load_inputs(connection, request, model_version=model_version)
+        version = model_version or active_version(connection)
+        inputs = load_backtest_inputs(connection, request=request, model_version=version)
     run = run_backtest(request, inputs)
     elapsed_ms = (time.perf_counter() - started) * 1000.0
 

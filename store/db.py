@@ -35,7 +35,9 @@ def make_engine(url: str, timeout_s: float = 3.0) -> Engine:
         pool_size=5,
         max_overflow=10,
         pool_timeout=timeout_s,
-        connect_args={"connect_timeout": max(1, int(timeout_s))},
+        # utf8 explicitly: a server initialised as SQL_ASCII would otherwise hand
+        # text back as bytes.
+        connect_args={"connect_timeout": max(1, int(timeout_s)), "client_encoding": "utf8"},
     )
 
 

@@ -145,7 +145,7 @@ def test_model_strategy_without_a_model_fails_clearly(
     config.write_text('{"strategies": [{"kind": "model", "mapping": "leveraged"}]}')
     outcome = invoke(cli, "--config", str(config))
     assert outcome.exit_code == 1
-    assert "model strategies need --model-version" in outcome.output
+    assert "a strategy reads the classifier, but no model is active" in outcome.output
 
 
 def test_empty_store_fails_with_what_to_run(cli: typer.Typer, engine: Engine) -> None:
