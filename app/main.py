@@ -26,6 +26,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from app import routes_admin, routes_backtest, routes_models, routes_ops, routes_regimes
 from app.metrics import MetricsMiddleware, ServiceMetrics
+from app.openapi import install_openapi
 from app.problems import install_problem_handlers
 from app.settings import Settings, get_settings
 from app.startup import start_service
@@ -83,4 +84,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     for module in (routes_regimes, routes_backtest, routes_models, routes_ops, routes_admin):
         app.include_router(module.router)
+    install_openapi(app)
     return app
