@@ -4,10 +4,15 @@
 |----------------|-----------------------------------------|------------------------------|
 | SettingsDep    | the Settings the app was created with   | change a setting             |
 | EngineDep      | the SQLAlchemy engine                   | point at another database    |
-| ConnectionDep  | one connection per request (closed)     | share a test connection      |
 | PredictorDep   | the ModelSlot (predictor or why none)   | serve a fake or no model     |
 | ClockDep       | a callable returning "now" (aware UTC)  | fix the date                 |
 | AdminDep       | passes only with the right X-API-Key    | -                            |
+
+There is deliberately no per-request connection dependency: FastAPI enters a
+yield dependency on one pool thread and runs the handler on another, so under
+load every thread can end up waiting for a pooled connection held by a request
+that waits for a thread (a deadlock until the pool times out). Handlers take the
+engine and check a connection out on their own thread instead.
 
 Dependencies that do no I/O are ``async def`` so FastAPI runs them on the event
 loop instead of sending each to the thread pool (this matters on /regime/today).
@@ -17,11 +22,11 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request, status
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 
 from app.settings import Settings
 from app.state import ModelSlot, ServiceState
@@ -44,11 +49,6 @@ async def get_engine(state: StateDep) -> Engine:
     return state.engine
 
 
-def get_connection(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Connection]:
-    with engine.connect() as connection:
-        yield connection
-
-
 async def get_model(state: StateDep) -> ModelSlot:
     return state.model
 
@@ -63,7 +63,6 @@ async def get_clock() -> Clock:
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
-ConnectionDep = Annotated[Connection, Depends(get_connection)]
 PredictorDep = Annotated[ModelSlot, Depends(get_model)]
 ClockDep = Annotated[Clock, Depends(get_clock)]
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse
 
 from app import operations
-from app.deps import ConnectionDep, PredictorDep, StateDep
+from app.deps import EngineDep, PredictorDep, StateDep
 from app.problems import NotFoundError
 from app.schemas import Problem, StoredBacktest
 from backtest.schemas import BacktestRequest, BacktestResult
@@ -45,10 +45,11 @@ def post_backtest(request: BacktestRequest, state: StateDep, model: PredictorDep
 )
 def get_backtest(
     run_id: Annotated[str, Path(max_length=36, description="Id returned by POST /backtest.")],
-    connection: ConnectionDep,
+    engine: EngineDep,
 ) -> StoredBacktest:
     """A stored run: its request, result and duration, as computed then."""
-    run = load_run(connection, run_id=run_id)
+    with engine.connect() as connection:  # see app.deps: checked out on this thread
+        run = load_run(connection, run_id=run_id)
     if run is None:
         raise NotFoundError(f"no backtest run with id {run_id!r}")
     return StoredBacktest(

@@ -16,7 +16,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 
 from app import services
-from app.deps import ClockDep, ConnectionDep, PredictorDep, SettingsDep, StateDep
+from app.deps import ClockDep, EngineDep, PredictorDep, SettingsDep, StateDep
 from app.schemas import Format, ModelMappingName, Problem, RegimePage, RegimeReport
 from app.state import ServiceState
 from core.enums import Policy
@@ -116,21 +116,22 @@ async def regime_today(request: Request, clock: ClockDep) -> Response:
 @router.get("/regime/{day}", response_model=RegimeReport, responses=ERRORS)
 def regime_on(
     day: Annotated[dt.date, Path(description="Trading day, YYYY-MM-DD.")],
-    connection: ConnectionDep,
+    engine: EngineDep,
     state: StateDep,
     model: PredictorDep,
     policy: PolicyQuery = None,
     mapping: MappingQuery = None,
 ) -> RegimeReport:
     """The regime of one stored trading day (404 when the day is not in the history)."""
-    return services.regime_report(
-        connection,
-        day=day,
-        policy=policy or state.settings.default_policy,
-        mapping=mapping or ModelMappingName(state.settings.model_mapping),
-        rule_set=state.rule_set,
-        model=model,
-    )
+    with engine.connect() as connection:  # see app.deps: checked out on this thread
+        return services.regime_report(
+            connection,
+            day=day,
+            policy=policy or state.settings.default_policy,
+            mapping=mapping or ModelMappingName(state.settings.model_mapping),
+            rule_set=state.rule_set,
+            model=model,
+        )
 
 
 @router.get(
@@ -139,7 +140,7 @@ def regime_on(
     responses={**ERRORS, 200: {"content": {"text/csv": {}}}},
 )
 def regimes(
-    connection: ConnectionDep,
+    engine: EngineDep,
     state: StateDep,
     settings: SettingsDep,
     model: PredictorDep,
@@ -163,17 +164,18 @@ def regimes(
         raise DataValidationError(
             f"at most {settings.max_page_size} days per page, got {limit}", field="query.limit"
         )
-    page = services.regime_history(
-        connection,
-        start=start,
-        end=end,
-        cursor=cursor,
-        limit=limit,
-        policy=policy or settings.default_policy,
-        mapping=mapping or ModelMappingName(settings.model_mapping),
-        rule_set=state.rule_set,
-        model=model,
-    )
+    with engine.connect() as connection:  # see app.deps: checked out on this thread
+        page = services.regime_history(
+            connection,
+            start=start,
+            end=end,
+            cursor=cursor,
+            limit=limit,
+            policy=policy or settings.default_policy,
+            mapping=mapping or ModelMappingName(settings.model_mapping),
+            rule_set=state.rule_set,
+            model=model,
+        )
     wants_csv = format is Format.CSV or (format is None and "text/csv" in (accept or ""))
     if not wants_csv:
         return page

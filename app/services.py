@@ -287,23 +287,59 @@ def regime_history(
     model_regime = outputs["regime"].reindex(rows.index)
     chosen = apply_policy(rows, model_regime, policy=policy, mapping=mapping, rule_set=rule_set)
     p_distressed = outputs["p_distressed"].reindex(rows.index)
+    # Whole columns to Python lists first: per-cell pandas lookups cost ~100x more.
+    columns = {
+        name: rows[name].tolist()
+        for name in (
+            "votes",
+            "available",
+            "trend_state",
+            "trend_value",
+            "volatility_state",
+            "volatility_value",
+            "credit_state",
+            "credit_value",
+        )
+    }
     items = [
         RegimeRow(
-            date=day.date(),
-            regime=_text(chosen.at[day, "regime"]),
-            exposure=_number(chosen.at[day, "exposure"]),
-            votes=int(row.votes),
-            available=int(row.available),
-            trend_state=_text(row.trend_state),
-            trend_value=_number(row.trend_value),
-            volatility_state=_text(row.volatility_state),
-            volatility_value=_number(row.volatility_value),
-            credit_state=_text(row.credit_state),
-            credit_value=_number(row.credit_value),
-            model_regime=None if math.isnan(model_regime[day]) else int(model_regime[day]),
-            p_distressed=_number(p_distressed[day]),
+            date=day,
+            regime=_text(regime),
+            exposure=_number(exposure),
+            votes=int(votes),
+            available=int(available),
+            trend_state=_text(trend_state),
+            trend_value=_number(trend_value),
+            volatility_state=_text(volatility_state),
+            volatility_value=_number(volatility_value),
+            credit_state=_text(credit_state),
+            credit_value=_number(credit_value),
+            model_regime=None if math.isnan(model) else int(model),
+            p_distressed=_number(probability),
         )
-        for day, row in zip(rows.index, rows.itertuples(index=False), strict=True)
+        for (
+            day,
+            regime,
+            exposure,
+            votes,
+            available,
+            trend_state,
+            trend_value,
+            volatility_state,
+            volatility_value,
+            credit_state,
+            credit_value,
+            model,
+            probability,
+        ) in zip(
+            rows.index.date,
+            chosen["regime"].tolist(),
+            chosen["exposure"].tolist(),
+            *columns.values(),
+            model_regime.tolist(),
+            p_distressed.tolist(),
+            strict=True,
+        )
     ]
     return RegimePage(
         policy=policy,
