@@ -25,6 +25,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.middleware.cors import CORSMiddleware
 
 from app import routes_admin, routes_backtest, routes_models, routes_ops, routes_regimes
+from app.limits import BodySizeLimit
 from app.metrics import MetricsMiddleware, ServiceMetrics
 from app.openapi import install_openapi
 from app.problems import install_problem_handlers
@@ -81,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_methods=["GET", "POST"],
             allow_headers=["Accept", "Content-Type", "X-API-Key"],
         )
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     for module in (routes_regimes, routes_backtest, routes_models, routes_ops, routes_admin):
         app.include_router(module.router)

@@ -36,6 +36,8 @@ def _with_problem_schemas(schema: dict[str, Any]) -> dict[str, Any]:
     for path, operations in schema.get("paths", {}).items():
         for operation in operations.values():
             responses = operation.setdefault("responses", {})
+            if "requestBody" in operation:
+                responses.setdefault("413", {"description": "The body is over the size bound."})
             for code, description in GENERIC.items():
                 if code == "503" and path in NO_DATABASE:
                     continue

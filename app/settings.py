@@ -39,6 +39,7 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=list)
     max_backtest_strategies: int = Field(default=12, ge=1, le=100)
     max_page_size: int = Field(default=5000, ge=1, le=100_000)
+    max_body_bytes: int = Field(default=256 * 1024, ge=1024, le=64 * 1024 * 1024)
 
     # Serving (`deepregime serve`, the container's command).
     host: str = "127.0.0.1"
