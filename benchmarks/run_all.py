@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -33,12 +36,34 @@ def supported_flags(script: Path) -> str:
     return done.stdout
 
 
-def run(script: Path, out: Path, short: bool) -> dict:
+def populated_database(folder: Path, market: Path) -> str:
+    """A fresh SQLite file with the market folder ingested and regimes computed,
+    the way a user gets one (the CLI), for the benchmarks that serve the API."""
+    url = f"sqlite:///{folder / 'bench.db'}"
+    env = {**os.environ, "DEEPREGIME_DATABASE_URL": url}
+    for args in (
+        ["db", "upgrade"],
+        ["ingest", "--source", "csv", "--path", str(market)],
+        ["signals"],
+    ):
+        subprocess.run(
+            [sys.executable, "-m", "cli.main", *args],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+    return url
+
+
+def run(script: Path, out: Path, short: bool, database_url: str | None) -> dict:
     flags = supported_flags(script)
     command = [sys.executable, str(script)]
     figures_file = out / f"{script.stem}.json"
     if "--json" in flags:
         command += ["--json", str(figures_file)]
+    if database_url and "--database-url" in flags:
+        command += ["--database-url", database_url]
     if short and "--short" in flags:
         command.append("--short")
     started = time.perf_counter()
@@ -61,8 +86,16 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results")
     parser.add_argument("--short", action="store_true", help="Shorter runs (CI).")
     parser.add_argument("--only", nargs="*", help="Benchmark names (e.g. bench_backtest).")
+    parser.add_argument(
+        "--database-url",
+        help="Populated database for the API benchmarks (default: a fresh SQLite file "
+        "loaded from --market).",
+    )
+    parser.add_argument("--market", type=Path, default=ROOT.parent / "shared" / "data" / "market")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix="bench-"))
+    database_url = args.database_url or populated_database(scratch, args.market)
 
     scripts = sorted(HERE.glob("bench_*.py"))
     if args.only:
@@ -73,12 +106,13 @@ def main() -> int:
     }
     for script in scripts:
         print(f"== {script.stem}", flush=True)
-        entry = run(script, args.out, args.short)
+        entry = run(script, args.out, args.short, database_url)
         results["benchmarks"][script.stem] = entry
         for line in entry["output"]:
             print(f"   {line}")
         if entry["exit_status"]:
             print(f"   FAILED ({entry['exit_status']}): {' | '.join(entry.get('error', []))}")
+    shutil.rmtree(scratch, ignore_errors=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=2))
     print(f"\n{'benchmark':28s} {'status':>6s} {'wall s':>8s}")
     for name, entry in results["benchmarks"].items():
