@@ -6,7 +6,7 @@ import logging
 
 import typer
 
-from cli import data
+from cli import backtest, data, models, serve
 
 app = typer.Typer(
     name="deepregime",
@@ -16,6 +16,9 @@ app = typer.Typer(
     add_completion=False,
 )
 data.register(app)
+backtest.register(app)
+serve.register(app)
+models.register(app)
 
 
 @app.callback()

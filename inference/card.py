@@ -8,6 +8,7 @@ the per-feature mean and std baked into the graph, for audit only.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator
@@ -82,5 +83,6 @@ class ModelCard(_Frozen):
         return self.model_dump_json(indent=2)
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-compatible dict (dates as ISO strings), e.g. for the database."""
-        return self.model_dump(mode="json")
+        """What ``model.json`` holds, as a dict (dates as ISO strings, NaN as None),
+        e.g. for the database's JSON column (PostgreSQL refuses NaN in JSON)."""
+        return json.loads(self.to_json())

@@ -19,7 +19,9 @@ from inference.card import DISTRESSED, ModelCard
 from inference.registry import verified_artifact
 from inference.windows import complete_window_ends, feature_matrix, sliding_windows
 
-DEFAULT_BATCH = 4096
+# Windows per onnxruntime call: small batches keep the attention scores in cache
+# (full history on one thread: 0.83 s in batches of 64, 1.2 s in batches of 4096).
+DEFAULT_BATCH = 64
 
 
 class RegimePredictor:

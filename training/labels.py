@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from sklearn.cluster import KMeans
+from threadpoolctl import threadpool_limits
 
 from core.errors import NoDataError
 from training.config import DistressedRule, LabelConfig
@@ -85,7 +86,10 @@ def fit_labeler(
     else:
         mean, scale = np.zeros(values.shape[1]), np.ones(values.shape[1])
     kmeans = KMeans(n_clusters=config.n_clusters, n_init=config.n_init, random_state=config.seed)
-    kmeans.fit((values - mean) / scale)
+    # One thread: parallel reductions would make the centroids' last bits depend on the
+    # machine's core count, and reruns must reproduce the same labels everywhere.
+    with threadpool_limits(limits=1):
+        kmeans.fit((values - mean) / scale)
     centroids = kmeans.cluster_centers_
     # Calmest first: order by the volatility feature's centroid in original units.
     volatility_column = list(config.features).index(config.volatility_feature)

@@ -7,7 +7,9 @@ a test checks it number for number), written out so every step is visible and
 exports to plain ONNX operators.
 
 Pooling: by default the LAST token (the window's last day, the day being
-classified) feeds the head; ``Pooling.MEAN`` averages all tokens instead.
+classified) feeds the head, so the final layer computes that token's row only
+(its keys and values still cover the whole window); ``Pooling.MEAN`` averages
+all tokens instead.
 Attention is not masked: every day in the window is at or before its last day,
 so no token sees the future.
 """
@@ -64,22 +66,29 @@ class SelfAttention(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.n_heads = config.n_heads
+        self.width = config.d_model  # C
+        self.head_width = config.d_model // config.n_heads  # D
+        self.scale = 1.0 / math.sqrt(self.head_width)
         self.qkv = nn.Linear(config.d_model, 3 * config.d_model)  # packed query, key, value
         self.out = nn.Linear(config.d_model, config.d_model)
         self.attention_dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        batch, length, width = x.shape  # [B, T, C]
-        head_width = width // self.n_heads
-        q, k, v = self.qkv(x).split(width, dim=2)  # 3 x [B, T, C]
-        # [B, T, C] -> [B, H, T, D]
-        q = q.view(batch, length, self.n_heads, head_width).transpose(1, 2)
-        k = k.view(batch, length, self.n_heads, head_width).transpose(1, 2)
-        v = v.view(batch, length, self.n_heads, head_width).transpose(1, 2)
-        scores = (q @ k.transpose(-2, -1)) / math.sqrt(head_width)  # [B, H, T, T]
+    def forward(self, x: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+        """[B, T, C] -> [B, T, C], or [B, 1, C] for the last token's query only."""
+        batch, length, _ = x.shape  # [B, T, C]
+        width, head_width, heads = self.width, self.head_width, self.n_heads
+        weight, bias = self.qkv.weight, self.qkv.bias  # packed rows: query, key, value
+        queries = x[:, -1:, :] if last_only else x  # [B, Q, C] with Q = 1 or T
+        n_queries = queries.shape[1]
+        q = functional.linear(queries, weight[:width], bias[:width])  # [B, Q, C]
+        k, v = functional.linear(x, weight[width:], bias[width:]).split(width, dim=2)  # [B, T, C]
+        q = q.view(batch, n_queries, heads, head_width).transpose(1, 2)  # [B, H, Q, D]
+        k = k.view(batch, length, heads, head_width).transpose(1, 2)  # [B, H, T, D]
+        v = v.view(batch, length, heads, head_width).transpose(1, 2)  # [B, H, T, D]
+        scores = (q @ k.transpose(-2, -1)) * self.scale  # [B, H, Q, T]
         weights = self.attention_dropout(functional.softmax(scores, dim=-1))
-        y = weights @ v  # [B, H, T, D]
-        y = y.transpose(1, 2).contiguous().view(batch, length, width)  # [B, T, C]
+        y = weights @ v  # [B, H, Q, D]
+        y = y.transpose(1, 2).contiguous().view(batch, n_queries, width)  # [B, Q, C]
         return self.out(y)
 
 
@@ -100,9 +109,12 @@ class EncoderLayer(nn.Module):
         self.dropout1 = nn.Dropout(config.dropout)
         self.dropout2 = nn.Dropout(config.dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.norm1(x + self.dropout1(self.attention(x)))  # [B, T, C]
-        return self.norm2(x + self.dropout2(self.feed_forward(x)))  # [B, T, C]
+    def forward(self, x: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+        """[B, T, C] -> [B, T, C]; with ``last_only`` just the last token's row [B, 1, C]
+        (keys and values still come from every token, so that row is unchanged)."""
+        residual = x[:, -1:, :] if last_only else x
+        x = self.norm1(residual + self.dropout1(self.attention(x, last_only)))  # [B, Q, C]
+        return self.norm2(x + self.dropout2(self.feed_forward(x)))  # [B, Q, C]
 
 
 class RegimeTransformer(nn.Module):
@@ -121,9 +133,12 @@ class RegimeTransformer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.normaliser(x)  # [B, T, F]
         x = self.input_dropout(self.positions(self.input_projection(x)))  # [B, T, C]
-        for layer in self.layers:
-            x = layer(x)  # [B, T, C]
-        if self.config.pooling is Pooling.LAST:
+        last = self.config.pooling is Pooling.LAST
+        for number, layer in enumerate(self.layers, start=1):
+            # With last-token pooling the final layer needs only the last row: the
+            # same numbers for about 40% less work.
+            x = layer(x, last_only=last and number == len(self.layers))  # [B, T or 1, C]
+        if last:
             pooled = x[:, -1, :]  # [B, C] the window's last day
         else:
             pooled = x.mean(dim=1)  # [B, C]

@@ -21,7 +21,7 @@ from training.config import TrainerConfig
 
 log = logging.getLogger(__name__)
 
-EVAL_BATCH = 4096
+EVAL_BATCH = 512  # windows per forward pass when evaluating; bounds attention memory
 
 
 @dataclass(frozen=True)
@@ -56,18 +56,18 @@ def class_weights(targets: np.ndarray, n_classes: int) -> np.ndarray:
 def mean_loss(
     model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, loss_fn: nn.Module
 ) -> float:
-    """Loss over a whole split in eval mode (dropout off), batch by batch.
+    """``loss_fn`` over a whole split at once, in eval mode (dropout off).
 
-    ``loss_fn`` must average over its batch; batches are weighted by their size.
+    The forward pass runs in batches (memory), but the loss sees every output
+    together: a class-weighted mean is not the size-weighted mean of batch means,
+    so the result must not depend on the batch size.
     """
     model.eval()
-    total, count = 0.0, 0
     with torch.no_grad():
-        for start in range(0, len(inputs), EVAL_BATCH):
-            x, y = inputs[start : start + EVAL_BATCH], targets[start : start + EVAL_BATCH]
-            total += float(loss_fn(model(x), y)) * len(x)
-            count += len(x)
-    return total / max(count, 1)
+        outputs = [
+            model(inputs[start : start + EVAL_BATCH]) for start in range(0, len(inputs), EVAL_BATCH)
+        ]
+        return float(loss_fn(torch.cat(outputs), targets)) if outputs else float("nan")
 
 
 def fit(
@@ -97,12 +97,13 @@ def fit(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            running += float(loss) * len(batch)
+            running += loss.item() * len(batch)
             seen += len(batch)
         val_loss = mean_loss(model, val_x, val_y, loss_fn)
         elapsed = time.perf_counter() - started
-        history.append(EpochRecord(epoch, running / seen, val_loss, elapsed))
-        log.info("epoch %d train_loss %.4f val_loss %.4f (%.1fs)", epoch, running / seen, val_loss, elapsed)
+        train_loss = running / seen
+        history.append(EpochRecord(epoch, train_loss, val_loss, elapsed))
+        log.info("epoch %d train %.4f val %.4f (%.1fs)", epoch, train_loss, val_loss, elapsed)
         if val_loss < best_loss:
             best_loss, best_epoch, best_state = val_loss, epoch, copy.deepcopy(model.state_dict())
         elif epoch - best_epoch >= config.patience:

@@ -1,0 +1,103 @@
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.training.conftest import fast_setup
+from training.baselines import BaselineConfig
+from training.config import STANDARDISED_LABELS
+from training.evaluation import evaluate, report_json, report_text, write_plots
+from training.labels import fit_labeler
+from training.walkforward import METHODS, WalkForwardConfig, walk_forward
+
+CONFIG = WalkForwardConfig(
+    first_test_year=2014,
+    last_test_year=2015,
+    setup=fast_setup(epochs=1),
+    baselines=BaselineConfig(hmm_iterations=20),
+)
+
+
+@pytest.fixture(scope="module")
+def report(long_features: pd.DataFrame):  # type: ignore[no-untyped-def]
+    return evaluate(long_features, CONFIG, with_reproduction=True)
+
+
+def test_every_test_day_belongs_to_its_year_and_has_every_method(report) -> None:  # type: ignore[no-untyped-def]
+    predictions = report.predictions
+    assert (predictions.index.year == predictions["year"]).all()
+    assert sorted(predictions["year"].unique()) == [2014, 2015]
+    for method in METHODS:
+        assert predictions[f"{method}_call"].isin([0.0, 1.0]).all(), method
+    assert list(report.overall.index) == list(METHODS)
+
+
+def test_every_fit_reads_only_days_before_its_test_year(report) -> None:  # type: ignore[no-untyped-def]
+    for refit in report.refits:
+        year_start = pd.Timestamp(refit["year"], 1, 1)
+        assert pd.Timestamp(refit["fit_until"]) < year_start
+        assert pd.Timestamp(refit["labeler_fit_end"]) < year_start
+
+
+def test_test_year_truth_comes_from_a_labeler_fitted_on_earlier_days_only(
+    report, long_features: pd.DataFrame
+) -> None:  # type: ignore[no-untyped-def]
+    for year in (2014, 2015):
+        history = long_features.loc[long_features.index < pd.Timestamp(year, 1, 1)]
+        labeler = fit_labeler(history, STANDARDISED_LABELS)
+        days = report.predictions.index[report.predictions["year"] == year]
+        expected = labeler.labels(long_features).reindex(days)
+        pd.testing.assert_series_equal(
+            report.predictions.loc[days, "truth"], expected, check_names=False, check_freq=False
+        )
+
+
+def test_appending_future_rows_never_changes_a_test_years_predictions(
+    long_features: pd.DataFrame,
+) -> None:
+    config = WalkForwardConfig(2014, 2014, setup=fast_setup(epochs=1), baselines=CONFIG.baselines)
+    until_2014 = long_features.loc[:"2014-12-31"]
+    short = walk_forward(until_2014, config).predictions
+    full = walk_forward(long_features, config).predictions
+    pd.testing.assert_frame_equal(short, full, check_freq=False)
+
+
+def test_report_renders_as_strict_json_and_text(report) -> None:  # type: ignore[no-untyped-def]
+    payload = report_json(report)
+    json.dumps(payload, allow_nan=False)
+    assert {row["method"] for row in payload["metrics_overall"]} == set(METHODS)
+    assert len(payload["metrics_by_year"]) == 2 * len(METHODS)
+    reproduction = payload["reproduction"]
+    assert [row["strategy"] for row in reproduction["published"]] == [
+        "Buy & hold SPY",
+        "Regime filter",
+        "Leveraged regime",
+    ]
+    strategies = {row["strategy"] for row in reproduction["walk_forward_period"]}
+    assert "(c) walk-forward Transformer: regime_filter" in strategies
+    text = report_text(report)
+    assert "635.50%" in text  # the published buy & hold cumulative return
+    assert "(a) as-published labels: leveraged_regime" in text
+    for method in METHODS:
+        assert method in text
+
+
+def test_plots_are_png_files(report, long_features: pd.DataFrame, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    paths = write_plots(report, long_features, tmp_path / "plots")
+    assert [p.name for p in paths] == [
+        "walkforward_probabilities.png",
+        "walkforward_equity.png",
+        "reproduction_equity.png",
+    ]
+    for path in paths:
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_comparison_puts_each_methods_metrics_beside_its_filter_strategy(report) -> None:  # type: ignore[no-untyped-def]
+    comparison = report.comparison
+    assert list(comparison.index) == list(METHODS)
+    for method in METHODS:
+        backtest = report.backtest.loc[f"{method}:regime_filter"]
+        assert comparison.loc[method, "filter_sharpe"] == backtest["sharpe"]
+        assert comparison.loc[method, "roc_auc"] == report.overall.loc[method, "roc_auc"]

@@ -1,0 +1,190 @@
+"""Walk-forward evaluation: expanding window, refit every year, predict the next year.
+
+For each test year Y (default 2012..2024):
+
+1. Fit the labeler (scaler + KMeans) on days before 1 January of Y only, and
+   label every day with it; test-year truth therefore comes from that refit.
+2. Windows ending before Y form [train][gap][validation][gap]; the Transformer
+   trains on the first and stops early on the second. Windows ending in Y are
+   the test set; the gaps (window + horizon windows) keep any input or target
+   day from being shared across splits.
+3. The baselines are fitted on the same days (before Y) and score the test days
+   causally.
+
+Every method is scored on the same test days (the Transformer's complete
+windows), and the calls drive the out-of-sample backtest.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from core.errors import ConfigError, NoDataError
+from core.policies import DISTRESSED_PROBABILITY
+from training import export
+from training.baselines import BASELINE_NAMES, BaselineConfig, all_baselines
+from training.config import TrainingSetup
+from training.labels import fit_labeler
+from training.metrics import METRIC_NAMES, classification_metrics
+from training.pipeline import fit_transformer
+from training.splits import chronological_split
+from training.windows import build_windows, window_positions
+
+log = logging.getLogger(__name__)
+
+TRANSFORMER = "transformer"
+METHODS: tuple[str, ...] = (TRANSFORMER, *BASELINE_NAMES)
+
+
+@dataclass(frozen=True)
+class WalkForwardConfig:
+    first_test_year: int = 2012
+    last_test_year: int = 2024
+    setup: TrainingSetup = field(default_factory=TrainingSetup)
+    baselines: BaselineConfig = field(default_factory=BaselineConfig)
+
+    def validate(self) -> WalkForwardConfig:
+        if not 1900 <= self.first_test_year <= self.last_test_year <= 2200:
+            raise ConfigError(
+                "test years must satisfy 1900 <= first <= last <= 2200, got "
+                f"{self.first_test_year!r}..{self.last_test_year!r}"
+            )
+        self.setup.validate()
+        return self
+
+
+@dataclass(frozen=True)
+class RefitSummary:
+    year: int
+    fit_until: str  # last day any fit (labels, scaler, model, baselines) could read
+    labeler_fit_end: str
+    train_windows: int
+    val_windows: int
+    test_days: int
+    best_epoch: int
+    epochs_run: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class WalkForwardResult:
+    """``predictions``: one row per test day with ``year``, ``truth`` (0/1) and, per
+    method m, ``m_score`` and ``m_call``; ``refits`` in year order."""
+
+    predictions: pd.DataFrame
+    refits: tuple[RefitSummary, ...]
+
+    def metrics_by_year(self) -> pd.DataFrame:
+        """Rows (year, method), columns METRIC_NAMES."""
+        rows = {
+            (int(year), method): self._metrics(group, method)
+            for year, group in self.predictions.groupby("year")
+            for method in METHODS
+        }
+        frame = pd.DataFrame.from_dict(rows, orient="index").loc[:, list(METRIC_NAMES)]
+        frame.index = pd.MultiIndex.from_tuples(frame.index, names=["year", "method"])
+        return frame
+
+    def overall_metrics(self) -> pd.DataFrame:
+        """Rows = methods, columns METRIC_NAMES, over every test day pooled."""
+        rows = {method: self._metrics(self.predictions, method) for method in METHODS}
+        return pd.DataFrame.from_dict(rows, orient="index").loc[:, list(METRIC_NAMES)]
+
+    @staticmethod
+    def _metrics(frame: pd.DataFrame, method: str) -> dict[str, float]:
+        return classification_metrics(
+            frame["truth"].to_numpy(),
+            frame[f"{method}_score"].to_numpy(),
+            frame[f"{method}_call"].to_numpy(),
+        )
+
+
+def refit_year(
+    features: pd.DataFrame, year: int, config: WalkForwardConfig, positions: np.ndarray
+) -> tuple[pd.DataFrame, RefitSummary] | None:
+    """Fit everything on days before ``year`` and predict the windows ending in it.
+
+    Returns None when no window ends in ``year``.
+    """
+    setup = config.setup
+    test_start, test_end = pd.Timestamp(year, 1, 1), pd.Timestamp(year, 12, 31)
+    before = features.index < test_start
+    if not before.any():
+        raise NoDataError(f"no data before {year} to fit on")
+    fit_until = features.index[before][-1]
+    started = time.perf_counter()
+
+    labeler = fit_labeler(features, setup.labels, fit_until=fit_until)
+    labels = labeler.labels(features)
+    end_dates = features.index[positions]
+    windows = build_windows(features, labels, setup.windows, positions[end_dates <= test_end])
+    n_test = int((windows.end_dates >= test_start).sum())
+    if n_test == 0:
+        return None
+    gap = setup.split.gap_for(setup.windows)
+    n_fit = len(windows) - n_test - 2 * gap
+    split = chronological_split(
+        len(windows),
+        n_val=max(1, round(n_fit * setup.split.val_fraction)),
+        n_test=n_test,
+        gap=gap,
+    )
+    model, fit_result = fit_transformer(windows, split, setup.model, setup.trainer)
+    test = windows.take(split.test)
+    p = export.torch_probabilities(model, test.inputs)[:, 1]
+
+    frame = pd.DataFrame(
+        {
+            "year": year,
+            "truth": test.targets.astype(float),
+            f"{TRANSFORMER}_score": p,
+            f"{TRANSFORMER}_call": (p >= DISTRESSED_PROBABILITY).astype(float),
+        },
+        index=test.end_dates,
+    )
+    baselines = all_baselines(
+        features,
+        labels,
+        fit_until=fit_until,
+        horizon=setup.windows.horizon,
+        config=config.baselines,
+    )
+    for name, forecast in baselines.items():
+        frame[f"{name}_score"] = forecast["score"].reindex(test.end_dates).to_numpy()
+        frame[f"{name}_call"] = forecast["call"].reindex(test.end_dates).to_numpy()
+
+    summary = RefitSummary(
+        year=year,
+        fit_until=str(fit_until.date()),
+        labeler_fit_end=str(labeler.fit_end.date()),
+        train_windows=len(split.train),
+        val_windows=len(split.val),
+        test_days=n_test,
+        best_epoch=fit_result.best_epoch,
+        epochs_run=len(fit_result.history),
+        seconds=round(time.perf_counter() - started, 1),
+    )
+    log.info("walk-forward %d: %s", year, summary)
+    return frame, summary
+
+
+def walk_forward(features: pd.DataFrame, config: WalkForwardConfig) -> WalkForwardResult:
+    """Refit per test year and collect the out-of-sample predictions of every method."""
+    config.validate()
+    positions = window_positions(features, config.setup.windows)
+    frames, refits = [], []
+    for year in range(config.first_test_year, config.last_test_year + 1):
+        outcome = refit_year(features, year, config, positions)
+        if outcome is not None:
+            frames.append(outcome[0])
+            refits.append(outcome[1])
+    if not frames:
+        raise NoDataError(f"no test windows in {config.first_test_year}..{config.last_test_year}")
+    predictions = pd.concat(frames)
+    predictions.index.name = "date"
+    return WalkForwardResult(predictions, tuple(refits))
