@@ -18,10 +18,14 @@ install: $(BIN)/python  ## serving install (no torch)
 install-dev: $(BIN)/python  ## everything: serving, training (torch==2.13.0 CPU) and test tools
 	$(BIN)/pip install -q -e ".[train,dev]"
 
-data: install  ## migrate the SQLite default, ingest the CSV folder, compute features and regimes
+# The newest model version shipped in models/ (folders are named YYYY-MM-DD-<hash>).
+MODEL ?= $(shell ls -d models/*/ 2>/dev/null | xargs -n1 basename 2>/dev/null | sort | tail -n 1)
+
+data: install  ## migrate the SQLite default, ingest the CSV folder, compute regimes, activate the shipped model
 	$(BIN)/deepregime db upgrade
 	$(BIN)/deepregime ingest --source csv --path $(MARKET)
 	$(BIN)/deepregime signals
+	$(if $(MODEL),$(BIN)/deepregime models activate $(MODEL),@echo "no model in models/: serving the rule engine only")
 
 run: data  ## the main job: serve regimes from the embedded SQLite default
 	$(BIN)/deepregime serve --host $(HOST) --port $(PORT)
