@@ -44,6 +44,9 @@ SIX_STRATEGIES = {
         {"kind": "rules", "preset": "platform"},
     ],
     "equity_sampling": "weekly",
+    # The full history: SPY from 1993 plus the SMA200 warm-up. Without a start the
+    # period would begin where every strategy has input (2009, VIX3M).
+    "start": "1994-01-03",
 }
 
 
