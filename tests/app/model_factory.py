@@ -8,17 +8,16 @@ window is known in closed form (see ``expected_p_distressed``).
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import math
 from pathlib import Path
 
 import onnx
 from onnx import TensorProto, helper
 
-from core.features import FEATURE_SET_VERSION, MODEL_FEATURES
-from inference.card import LabelSummary, ModelCard, Normalisation, OnnxSignature, Period
+from core.features import MODEL_FEATURES
+from inference.card import Normalisation
 from inference.registry import write_version
-from inference.versions import make_version
+from tests.inference.closed_form import hand_built_card
 
 WINDOW = 5
 CENTRE = 15.0
@@ -67,39 +66,20 @@ def onnx_bytes() -> bytes:
 def write_tiny_model(models_dir: Path, trained_until: dt.date = dt.date(2011, 12, 30)) -> str:
     """Write the tiny model as a registry version under ``models_dir``; returns its name."""
     payload = onnx_bytes()
-    digest = hashlib.sha256(payload).hexdigest()
-    version = make_version(trained_until, digest)
-    period = Period(start=dt.date(2010, 1, 4), end=trained_until)
-    card = ModelCard(
-        version=version,
-        created_at=dt.datetime(2012, 1, 2, tzinfo=dt.UTC),
-        feature_set_version=FEATURE_SET_VERSION,
-        features=list(MODEL_FEATURES),
+    card = hand_built_card(
+        payload,
         window=WINDOW,
-        horizon=0,
+        trained_until=trained_until,
+        opset=13,
+        centroids=[[12.0], [20.0]],
         normalisation=Normalisation(
             inside_graph=True,
-            mean={name: 0.0 for name in MODEL_FEATURES},
-            std={name: 1.0 for name in MODEL_FEATURES},
+            mean=dict.fromkeys(MODEL_FEATURES, 0.0),
+            std=dict.fromkeys(MODEL_FEATURES, 1.0),
         ),
-        labels=LabelSummary(
-            preset="test",
-            n_clusters=2,
-            features=["vix"],
-            standardise=False,
-            fit_period=period,
-            leaks_future=False,
-            distressed_clusters=[1],
-            centroids=[[12.0], [20.0]],
-        ),
-        training_period=period,
-        splits={"train": period, "validation": None, "test": None},
-        data_fingerprint="0" * 64,
         metrics={"test": {"accuracy": None}},
-        onnx_sha256=digest,
-        onnx=OnnxSignature(input_name=INPUT, output_name=OUTPUT, opset=13),
         config={"kind": "closed-form test model"},
         training={"epochs": 0},
     )
     write_version(models_dir, card, payload)
-    return version
+    return card.version

@@ -59,15 +59,24 @@ def closed_form_onnx() -> bytes:
     return model.SerializeToString()
 
 
-def closed_form_card(payload: bytes, **changes: object) -> ModelCard:
+def hand_built_card(
+    payload: bytes,
+    *,
+    window: int,
+    trained_until: dt.date = dt.date(2011, 12, 30),
+    opset: int = 17,
+    centroids: list[list[float]] | None = None,
+    **changes: object,
+) -> ModelCard:
+    """The card of a hand-built ONNX graph (no training): VIX-only labels, one period."""
     digest = hashlib.sha256(payload).hexdigest()
-    period = Period(start=dt.date(2010, 1, 4), end=dt.date(2011, 12, 30))
+    period = Period(start=dt.date(2010, 1, 4), end=trained_until)
     fields: dict[str, object] = {
         "version": make_version(period.end, digest),
         "created_at": dt.datetime(2012, 1, 2, tzinfo=dt.UTC),
         "feature_set_version": FEATURE_SET_VERSION,
         "features": list(MODEL_FEATURES),
-        "window": WINDOW,
+        "window": window,
         "horizon": 0,
         "normalisation": Normalisation(
             mean=dict.fromkeys(MODEL_FEATURES, 0.0), std=dict.fromkeys(MODEL_FEATURES, 1.0)
@@ -80,19 +89,23 @@ def closed_form_card(payload: bytes, **changes: object) -> ModelCard:
             fit_period=period,
             leaks_future=False,
             distressed_clusters=[1],
-            centroids=[[15.0], [25.0]],
+            centroids=centroids or [[15.0], [25.0]],
         ),
         "training_period": period,
         "splits": {"train": period, "validation": None, "test": None},
         "data_fingerprint": "0" * 64,
         "metrics": {},
         "onnx_sha256": digest,
-        "onnx": OnnxSignature(input_name=INPUT, output_name=OUTPUT, opset=17),
+        "onnx": OnnxSignature(input_name=INPUT, output_name=OUTPUT, opset=opset),
         "config": {},
         "training": {},
     }
     fields.update(changes)
     return ModelCard(**fields)  # type: ignore[arg-type]
+
+
+def closed_form_card(payload: bytes, **changes: object) -> ModelCard:
+    return hand_built_card(payload, window=WINDOW, **changes)
 
 
 def write_closed_form_model(models_dir: Path) -> str:
