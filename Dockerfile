@@ -47,8 +47,11 @@ COPY migrations migrations
 COPY models models
 COPY scripts/prestart.sh scripts/prestart.sh
 RUN mkdir var && chown deepregime:deepregime var
+# MALLOC_ARENA_MAX: glibc's per-thread malloc arenas fragment under the thread pool
+# (RSS +80 MB over 50k mixed requests with the default, +25 MB with 2).
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
+    MALLOC_ARENA_MAX=2 \
     DEEPREGIME_HOST=0.0.0.0 \
     DEEPREGIME_PORT=8000 \
     DEEPREGIME_MODEL_DIR=/srv/deepregime/models \

@@ -28,7 +28,7 @@ data: install  ## migrate the SQLite default, ingest the CSV folder, compute reg
 	$(if $(MODEL),$(BIN)/deepregime models activate $(MODEL),@echo "no model in models/: serving the rule engine only")
 
 run: data  ## the main job: serve regimes from the embedded SQLite default
-	$(BIN)/deepregime serve --host $(HOST) --port $(PORT)
+	MALLOC_ARENA_MAX=2 $(BIN)/deepregime serve --host $(HOST) --port $(PORT)
 
 test: install-dev  ## the whole suite, on SQLite and PostgreSQL
 	$(BIN)/pytest -n 2 -q

@@ -133,7 +133,10 @@ def main() -> int:
             shutil.copy(DEFAULT_DB, workdir / "load.db")
             url = f"sqlite:///{workdir / 'load.db'}"
         port = free_port()
-        server = start_server("app.main:create_app", port, {"DEEPREGIME_DATABASE_URL": url})
+        # The server runs as the image runs it (Dockerfile): two malloc arenas, so the
+        # figure below is what a leak would show, not glibc's per-thread fragmentation.
+        env = {"DEEPREGIME_DATABASE_URL": url, "MALLOC_ARENA_MAX": "2"}
+        server = start_server("app.main:create_app", port, env)
         try:
             # Warm-up at full concurrency: caches, the first backtest inputs, and one
             # malloc arena per busy thread are in place before memory is read.
