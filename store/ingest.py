@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -315,8 +315,3 @@ def ingest_yfinance(
                 )
             )
     return results
-
-
-def iter_results(results: Iterable[IngestResult]) -> Iterator[str]:
-    for result in results:
-        yield result.summary()

@@ -185,8 +185,7 @@ def changed_rows(new: pd.DataFrame, old: pd.DataFrame, *, rtol: float = 1e-12) -
         else:
             same = ((a == b) | (a.isna() & b.isna())).to_numpy()
         differs |= ~same
-    missing = old.isna().all(axis=1).to_numpy() & ~new.isna().all(axis=1).to_numpy()
-    return new[differs | missing]
+    return new[differs]  # a day absent from ``old`` compares with NaN, so it differs too
 
 
 # --- regimes ----------------------------------------------------------------
