@@ -21,10 +21,9 @@ install-dev: $(BIN)/python  ## everything: serving, training (torch==2.13.0 CPU)
 # The newest model version shipped in models/ (folders are named YYYY-MM-DD-<hash>).
 MODEL ?= $(shell ls -d models/*/ 2>/dev/null | xargs -n1 basename 2>/dev/null | sort | tail -n 1)
 
-data: install  ## migrate the SQLite default, ingest the CSV folder, compute regimes, activate the shipped model
+data: install  ## migrate the SQLite default, run the daily cycle on the CSV folder, activate the shipped model
 	$(BIN)/deepregime db upgrade
-	$(BIN)/deepregime ingest --source csv --path $(MARKET)
-	$(BIN)/deepregime signals
+	$(BIN)/deepregime update --source csv --path $(MARKET)
 	$(if $(MODEL),$(BIN)/deepregime models activate $(MODEL),@echo "no model in models/: serving the rule engine only")
 
 run: data  ## the main job: serve regimes from the embedded SQLite default

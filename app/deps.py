@@ -29,7 +29,8 @@ from fastapi import Depends, Header, HTTPException, Request, status
 from sqlalchemy import Engine
 
 from app.settings import Settings
-from app.state import ModelSlot, ServiceState
+from app.state import ServiceState
+from operations.models import ModelSlot
 
 Clock = Callable[[], dt.datetime]
 

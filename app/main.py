@@ -11,6 +11,8 @@ Routes:
     GET  /models, /models/{v}     model cards
     GET  /health, /ready, /metrics
     POST /admin/refresh, /admin/models/{v}/activate   (X-API-Key)
+    GET  /regime/stream           publications as server-sent events
+    /admin/webhooks               webhook subscriptions, deliveries, test (X-API-Key)
 """
 
 from __future__ import annotations
@@ -24,7 +26,16 @@ from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi.middleware.cors import CORSMiddleware
 
-from app import routes_admin, routes_backtest, routes_models, routes_ops, routes_regimes
+from app import (
+    routes_admin,
+    routes_backtest,
+    routes_ledger,
+    routes_models,
+    routes_ops,
+    routes_regimes,
+    routes_stream,
+    routes_webhooks,
+)
 from app.limits import BodySizeLimit
 from app.metrics import MetricsMiddleware, ServiceMetrics
 from app.openapi import install_openapi
@@ -57,9 +68,18 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # otherwise rescan it every few thousand requests (latency spikes).
     gc.collect()
     gc.freeze()
+    # Set on shutdown (and as soon as the server is signalled): ends the regime streams
+    # and the webhook delivery task.
+    shutting_down = routes_stream.shutting_down(app)
+    shutting_down.clear()
+    undo_signals = routes_stream.chain_exit_signals(shutting_down)
+    delivery = routes_webhooks.start_delivery(state.engine, app.state.settings, shutting_down)
     try:
         yield
     finally:
+        shutting_down.set()
+        undo_signals()
+        await routes_webhooks.stop_delivery(delivery)
         state.engine.dispose()
 
 
@@ -84,7 +104,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
-    for module in (routes_regimes, routes_backtest, routes_models, routes_ops, routes_admin):
+    # routes_stream first: /regime/stream must not be taken for /regime/{day}.
+    for module in (
+        routes_stream,
+        routes_regimes,
+        routes_ledger,
+        routes_backtest,
+        routes_models,
+        routes_ops,
+        routes_admin,
+        routes_webhooks,
+    ):
         app.include_router(module.router)
     install_openapi(app)
     return app

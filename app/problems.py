@@ -9,24 +9,46 @@
 | LockHeldError                            | 409    | a refresh is already running          |
 | NoDataError                              | 503    | nothing computed yet: says what to run|
 | ModelUnavailableError                    | 503    | the policy needs the model            |
-| SQLAlchemy OperationalError/TimeoutError | 503    | database unreachable                  |
+| SQLAlchemy DBAPIError, pool TimeoutError | 503    | names its ``cause`` (store.db):       |
+|                                          |        | unreachable, locked, disk_full,       |
+|                                          |        | read_only or error                    |
+| IntegrityError, ProgrammingError,        | 500    | bad SQL or a violated constraint: a   |
+| DataError, NotSupportedError             |        | bug (unless it has one of the causes) |
 | anything else                            | 500    | logged here, no internals in the body |
+
+A 503 carries ``Retry-After`` only where retrying can help (not for a full disk
+or a read-only database, which need someone to act).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import (
+    DataError,
+    DBAPIError,
+    IntegrityError,
+    NotSupportedError,
+    ProgrammingError,
+)
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from core.errors import ConfigError, DataValidationError, DeepRegimeError, NoDataError
+from core.errors import (  # noqa: F401 - NotFoundError, ModelUnavailableError re-exported
+    ConfigError,
+    DataValidationError,
+    DeepRegimeError,
+    ModelUnavailableError,
+    NoDataError,
+    NotFoundError,
+)
+from store.db import classify_database_error
 from store.locks import LockHeldError
 
 log = logging.getLogger("deepregime.app")
@@ -34,20 +56,13 @@ log = logging.getLogger("deepregime.app")
 PROBLEM_JSON = "application/problem+json"
 
 
-class NotFoundError(DeepRegimeError):
-    """The named thing (date, run, model version) does not exist."""
-
-
-class ModelUnavailableError(DeepRegimeError):
-    """The requested policy needs the classifier, which is not serving."""
-
-
 def problem(
     status: int,
     detail: str,
     *,
     errors: list[dict[str, Any]] | None = None,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
+    cause: str | None = None,
 ) -> JSONResponse:
     body: dict[str, Any] = {
         "type": "about:blank",
@@ -57,6 +72,8 @@ def problem(
     }
     if errors is not None:
         body["errors"] = errors
+    if cause is not None:
+        body["cause"] = cause
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
@@ -99,9 +116,19 @@ async def _domain_error(_: Request, error: Exception) -> JSONResponse:
     return problem(status, str(error), errors=errors)
 
 
-async def _database_down(_: Request, error: Exception) -> JSONResponse:
-    log.warning("database unavailable: %s", error.__class__.__name__)
-    return problem(503, "database unavailable; retry shortly", headers={"Retry-After": "5"})
+# What the DB-API reports for the application's own mistakes: a bug, answered 500.
+APPLICATION_MISTAKES = (IntegrityError, ProgrammingError, DataError, NotSupportedError)
+
+
+async def _database_fault(_: Request, error: Exception) -> JSONResponse:
+    """503 naming the database's fault (store.db's classification)."""
+    fault = classify_database_error(error)
+    if fault.cause == "error" and isinstance(error, APPLICATION_MISTAKES):
+        raise error  # on to _unexpected: bad SQL or a violated constraint is a bug
+    origin = getattr(error, "orig", None) or error
+    log.warning("%s (%s: %s)", fault.detail, origin.__class__.__name__, str(origin).strip()[:200])
+    headers = {"Retry-After": str(fault.retry_after_s)} if fault.retry_after_s else None
+    return problem(503, fault.detail, headers=headers, cause=fault.cause)
 
 
 async def _unexpected(request: Request, error: Exception) -> JSONResponse:
@@ -113,6 +140,6 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(DeepRegimeError, _domain_error)
-    app.add_exception_handler(OperationalError, _database_down)
-    app.add_exception_handler(PoolTimeoutError, _database_down)
+    app.add_exception_handler(DBAPIError, _database_fault)
+    app.add_exception_handler(PoolTimeoutError, _database_fault)
     app.add_exception_handler(Exception, _unexpected)

@@ -2,7 +2,8 @@
 
 | part       | ok when                                              | required            |
 |------------|------------------------------------------------------|---------------------|
-| database   | a connection answers ``SELECT 1``                    | yes                 |
+| database   | a connection answers ``SELECT 1``; also says when a  | yes                 |
+|            | refresh holds the refresh lock                       |                     |
 | migrations | the schema is at the migrations' head                | yes                 |
 | data       | the latest regime lags the last closed NYSE session  | yes                 |
 |            | by at most ``max_data_lag_days`` sessions            |                     |
@@ -10,25 +11,30 @@
 |            |                                                      | policy is ``model`` |
 
 Status: ``not_ready`` (503) when a required part fails, ``degraded`` when only an
-optional one does, else ``ready``. Never raises on a dead database.
+optional one does, else ``ready``. Never raises on a dead database. A database
+failure starts with its cause, as the API's 503 names it: ``unreachable``,
+``locked``, ``disk_full``, ``read_only`` or ``error`` (store.db).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from typing import Literal
 
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from app.schemas import CheckResult, Readiness
-from app.services import no_regimes, stored_span
 from app.settings import Settings
-from app.state import ModelSlot
-from app.trading_days import TradingCalendar
 from core.enums import Policy
 from core.rules import RuleSet
+from operations.answers import no_regimes, stored_span
+from operations.models import ModelSlot
+from operations.trading_days import TradingCalendar
+from store.db import FaultCause, classify_database_error
+from store.locks import REFRESH_LOCK, current_lock
 from store.migrations import current_revision
 
 
@@ -36,6 +42,33 @@ def _one_line(error: BaseException) -> str:
     origin = getattr(error, "orig", None) or error
     lines = str(origin).strip().splitlines()
     return f"{origin.__class__.__name__}: {lines[0]}" if lines else origin.__class__.__name__
+
+
+def _cause(error: BaseException) -> FaultCause:
+    return classify_database_error(error).cause
+
+
+def _fault(error: BaseException) -> str:
+    """``<cause>: <driver error>``, e.g. ``locked: OperationalError: database is locked``."""
+    return f"{_cause(error)}: {_one_line(error)}"
+
+
+def _database_check(engine: Engine) -> tuple[CheckResult, FaultCause | None]:
+    """The database check, and the cause when it fails."""
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except (DBAPIError, PoolTimeoutError) as error:
+        return CheckResult(ok=False, required=True, detail=_fault(error)), _cause(error)
+    try:
+        refresh = current_lock(engine, REFRESH_LOCK)
+    except (DBAPIError, PoolTimeoutError, OSError):
+        refresh = None  # only a note: the database answered
+    detail = "reachable"
+    if refresh is not None:
+        holder, since = refresh
+        detail += f"; a refresh is running (held by {holder} since {since:%Y-%m-%dT%H:%M:%SZ})"
+    return CheckResult(ok=True, required=True, detail=detail), None
 
 
 def readiness(
@@ -49,19 +82,13 @@ def readiness(
     schema_head: str,
 ) -> Readiness:
     """Each part of readiness with why it fails. Never raises on a dead database."""
-    checks: dict[str, CheckResult] = {}
-    try:
-        with engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-        checks["database"] = CheckResult(ok=True, required=True, detail="reachable")
-    except (DBAPIError, PoolTimeoutError) as error:
-        detail = f"unreachable: {_one_line(error)}"
-        checks["database"] = CheckResult(ok=False, required=True, detail=detail)
-    if checks["database"].ok:
+    database, cause = _database_check(engine)
+    checks: dict[str, CheckResult] = {"database": database}
+    if cause is None:
         checks["migrations"] = _guarded(lambda: _migrations_check(engine, schema_head))
         checks["data"] = _guarded(lambda: _data_check(engine, settings, rule_set, calendar, now))
     else:
-        unknown = CheckResult(ok=False, required=True, detail="unknown: database unreachable")
+        unknown = CheckResult(ok=False, required=True, detail=f"unknown: database {cause}")
         checks["migrations"] = checks["data"] = unknown
     needs_model = settings.default_policy is Policy.MODEL
     checks["model"] = CheckResult(
@@ -70,10 +97,11 @@ def readiness(
         detail=f"version {model.version} loaded" if model.loaded else str(model.reason),
     )
     failed = [check for check in checks.values() if not check.ok]
+    status: Literal["ready", "degraded", "not_ready"] = "ready"
     if any(check.required for check in failed):
         status = "not_ready"
-    else:
-        status = "degraded" if failed else "ready"
+    elif failed:
+        status = "degraded"
     return Readiness(status=status, checks=checks)
 
 
@@ -82,7 +110,7 @@ def _guarded(check: Callable[[], CheckResult]) -> CheckResult:
     try:
         return check()
     except (DBAPIError, PoolTimeoutError) as error:
-        return CheckResult(ok=False, required=True, detail=f"failed: {_one_line(error)}")
+        return CheckResult(ok=False, required=True, detail=f"failed: {_fault(error)}")
 
 
 def _migrations_check(engine: Engine, schema_head: str) -> CheckResult:

@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path
+from fastapi.concurrency import run_in_threadpool
 
-from app import operations
 from app.deps import AdminDep, ClockDep, StateDep
-from app.schemas import Activation, Problem, RefreshReport
+from app.schemas import Problem
+from operations.activation import Activation, activate_model
+from operations.update import UpdateReport, run_update
 
 router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[AdminDep])
 
@@ -19,18 +21,22 @@ ERRORS = {
 }
 
 
-@router.post("/refresh", response_model=RefreshReport, responses=ERRORS)
-def refresh(state: StateDep, clock: ClockDep) -> RefreshReport:
-    """Ingest new data from the configured source; recompute features, regimes, model outputs.
+@router.post("/refresh", response_model=UpdateReport, responses=ERRORS)
+async def refresh(state: StateDep, clock: ClockDep) -> UpdateReport:
+    """Run the daily cycle (the same code as `deepregime update`): ingest from the
+    configured source, recompute, score, publish what changed and notify.
 
     One at a time across every process sharing the database (409 while one runs).
+    A held revision or a rejected file is reported in the body (``held``,
+    ``rejected``), not as an error: the rest was published.
     """
-    report = operations.refresh_all(
+    report = await run_in_threadpool(
+        run_update,
         state.engine,
         settings=state.settings,
-        rule_set=state.rule_set,
         model=state.model,
-        today=clock().date(),
+        trigger="api",
+        clock=clock,
     )
     state.cache.clear()
     return report
@@ -48,9 +54,16 @@ def refresh(state: StateDep, clock: ClockDep) -> RefreshReport:
 def activate(
     version: Annotated[str, Path(description="YYYY-MM-DD-<6 hex>")], state: StateDep
 ) -> Activation:
-    """Verify, record as active and serve this version; computes its daily outputs."""
-    slot, activation = operations.activate_model(
-        state.engine, settings=state.settings, version=version
+    """Verify, record as active and serve this version; computes its daily outputs and
+    publishes the answers it changes."""
+    settings = state.settings
+    slot, activation = activate_model(
+        state.engine,
+        models_dir=settings.model_dir,
+        version=version,
+        rule_set_name=settings.rule_set,
+        default_policy=settings.default_policy,
+        model_mapping=settings.model_mapping,
     )
     state.swap_model(slot)
     return activation

@@ -7,11 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse
 
-from app import operations
 from app.deps import EngineDep, PredictorDep, StateDep
 from app.problems import NotFoundError
 from app.schemas import Problem, StoredBacktest
 from backtest.schemas import BacktestRequest, BacktestResult
+from operations.backtests import run_and_store_backtest
 from store.backtest_runs import load_run
 
 router = APIRouter(tags=["backtest"])
@@ -31,8 +31,12 @@ def post_backtest(request: BacktestRequest, state: StateDep, model: PredictorDep
 
     The run's id is in the ``Location`` and ``X-Backtest-Id`` headers.
     """
-    run = operations.run_and_store_backtest(
-        state.engine, request=request, settings=state.settings, model=model, cache=state.cache
+    run = run_and_store_backtest(
+        state.engine,
+        request=request,
+        max_strategies=state.settings.max_backtest_strategies,
+        model=model,
+        cache=state.cache,
     )
     headers = {"Location": f"/backtest/{run.id}", "X-Backtest-Id": run.id}
     return JSONResponse(run.result, status_code=201, headers=headers)

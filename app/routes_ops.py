@@ -12,10 +12,11 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from app import readiness, services
+from app import readiness
 from app.deps import ClockDep, PredictorDep, StateDep
 from app.schemas import Health, Readiness
 from app.state import ServiceState
+from operations import answers
 
 router = APIRouter(tags=["operations"])
 
@@ -51,7 +52,7 @@ def _update_data_gauges(state: ServiceState, now: dt.datetime) -> None:
     """Data age gauges from the latest stored regime day (NaN when unknown)."""
     try:
         with state.engine.connect() as connection:
-            span = services.stored_span(connection, state.rule_set)
+            span = answers.stored_span(connection, state.rule_set)
     except (DBAPIError, PoolTimeoutError):
         span = None
     if span is None:

@@ -1,26 +1,36 @@
 """Regime routes: today's answer, one day, and the history (JSON or CSV, paged).
 
-``/regime/today`` is the hot path: its rendered body is cached per policy,
+``/regime/today`` serves the latest publication of the ledger (store.ledger)
+for the requested policy, exactly as published, plus the read-time fields
+(``stale``, ``expected_as_of``). Its rendered body is cached per policy,
 mapping and expected trading day (app.state.ResponseCache), so a cached answer
 costs no database round trip; a miss runs one indexed query in the thread pool.
+Every other answer comes from operations.answers (stored rows only).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import time
 from enum import Enum
 from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy import Connection
 
 from app import services
 from app.deps import ClockDep, EngineDep, PredictorDep, SettingsDep, StateDep
 from app.schemas import Format, ModelMappingName, Problem, RegimePage, RegimeReport
 from app.state import ServiceState
 from core.enums import Policy
-from core.errors import DataValidationError
+from core.errors import DataValidationError, NoDataError, NotFoundError
+from operations import answers
+from operations.publish import variant_for
+from operations.revisions import is_revised
+from store.ledger import latest_publication, latest_publication_id, publication_as_known_at
 
 router = APIRouter(tags=["regimes"])
 
@@ -41,19 +51,36 @@ DEFAULT_PAGE = 1000
 E = TypeVar("E", bound=Enum)
 
 
+def _newest_publication(state: ServiceState) -> int:
+    with state.engine.connect() as connection:
+        return latest_publication_id(connection)
+
+
 def _render_today(
     state: ServiceState, policy: Policy, mapping: ModelMappingName, expected: dt.date
-) -> bytes:
+) -> tuple[bytes, str]:
+    """The latest publication under the policy, with read-time fields; and its ETag."""
+    answers.require_model(policy, state.model)
+    variant = variant_for(policy, mapping)
     with state.engine.connect() as connection:
-        report = services.regime_report(
-            connection,
-            day=None,
-            policy=policy,
-            mapping=mapping,
-            rule_set=state.rule_set,
-            model=state.model,
-        )
-    return services.with_staleness(report, expected).model_dump_json().encode()
+        publication = latest_publication(connection, policy=variant.key)
+        if publication is None:
+            if answers.stored_span(connection, state.rule_set) is None:
+                raise answers.no_regimes(state.rule_set)
+            raise NoDataError(
+                f"nothing published yet under policy {variant.key!r}: run `deepregime update` "
+                "(or POST /admin/refresh)"
+            )
+    document = publication.document()
+    as_of = dt.date.fromisoformat(document["as_of"])
+    document.update(
+        publication_id=publication.id,
+        published_at=publication.published_at.isoformat(),
+        stale=as_of < expected,
+        expected_as_of=expected.isoformat(),
+    )
+    body = json.dumps(document, separators=(",", ":")).encode()
+    return body, f'"{publication.body_sha256[:32]}-{int(as_of < expected)}"'
 
 
 def _enum_query(request: Request, name: str, kind: type[E]) -> E | None:
@@ -105,12 +132,19 @@ async def regime_today(request: Request, clock: ClockDep) -> Response:
         state.settings.model_mapping
     )
     expected = state.calendar.expected_last_session(clock())
+    now = time.monotonic()
+    if now - state.ledger_checked_at >= state.settings.publication_check_s:
+        state.note_ledger_id(await run_in_threadpool(_newest_publication, state), now)
     key = ("today", policy, mapping, expected)
-    body = state.cache.get(key)
-    if body is None:
-        body = await run_in_threadpool(_render_today, state, policy, mapping, expected)
-        state.cache.put(key, body)
-    return Response(body, media_type="application/json")
+    rendered = state.cache.get(key)
+    if rendered is None:
+        rendered = await run_in_threadpool(_render_today, state, policy, mapping, expected)
+        state.cache.put(key, rendered)
+    body, etag = rendered  # type: ignore[misc]
+    headers = {"ETag": etag, "Cache-Control": "no-cache"}
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type="application/json", headers=headers)
 
 
 @router.get("/regime/{day}", response_model=RegimeReport, responses=ERRORS)
@@ -121,17 +155,47 @@ def regime_on(
     model: PredictorDep,
     policy: PolicyQuery = None,
     mapping: MappingQuery = None,
-) -> RegimeReport:
-    """The regime of one stored trading day (404 when the day is not in the history)."""
+    as_known_at: Annotated[
+        dt.datetime | None,
+        Query(
+            description="Answer what had been published for that day by this time "
+            "(ISO 8601; without a zone, UTC) instead of the current answer."
+        ),
+    ] = None,
+) -> RegimeReport | Response:
+    """The regime of one stored trading day (404 when the day is not in the history).
+
+    With ``as_known_at``, the last publication for that day at or before that time,
+    exactly as published (404 when nothing had been published for it by then).
+    """
+    policy = policy or state.settings.default_policy
+    mapping = mapping or ModelMappingName(state.settings.model_mapping)
     with engine.connect() as connection:  # see app.deps: checked out on this thread
-        return services.regime_report(
+        if as_known_at is not None:
+            return _as_known_at(connection, day, variant_for(policy, mapping).key, as_known_at)
+        report = answers.regime_report(
             connection,
             day=day,
-            policy=policy or state.settings.default_policy,
-            mapping=mapping or ModelMappingName(state.settings.model_mapping),
+            policy=policy,
+            mapping=mapping,
             rule_set=state.rule_set,
             model=model,
         )
+        return report.model_copy(update={"revised": is_revised(connection, day=day)})
+
+
+def _as_known_at(connection: Connection, day: dt.date, key: str, known_at: dt.datetime) -> Response:
+    moment = known_at if known_at.tzinfo is not None else known_at.replace(tzinfo=dt.UTC)
+    publication = publication_as_known_at(connection, day=day, policy=key, known_at=moment)
+    if publication is None:
+        raise NotFoundError(
+            f"nothing had been published for {day} under policy {key!r} by {moment.isoformat()}"
+        )
+    document = publication.document()
+    document.update(
+        publication_id=publication.id, published_at=publication.published_at.isoformat()
+    )
+    return Response(json.dumps(document, separators=(",", ":")), media_type="application/json")
 
 
 @router.get(
@@ -165,7 +229,7 @@ def regimes(
             f"at most {settings.max_page_size} days per page, got {limit}", field="query.limit"
         )
     with engine.connect() as connection:  # see app.deps: checked out on this thread
-        page = services.regime_history(
+        page = answers.regime_history(
             connection,
             start=start,
             end=end,

@@ -53,8 +53,16 @@ class Settings(BaseSettings):
     max_data_lag_days: int = Field(default=3, ge=0, le=10_000)
     # At start, wait this long for the database (and for a migration job to finish).
     startup_wait_s: float = Field(default=0.0, ge=0, le=600)
-    # A refresh lock older than this was left by a dead process and may be taken over.
-    refresh_lock_stale_s: float = Field(default=3600.0, gt=0)
+
+    # The daily cycle (operations.update). The command line waits this long for a
+    # running update (or activation) to finish; the API answers 409 at once.
+    update_lock_wait_s: float = Field(default=60.0, ge=0, le=3600)
+    # `deepregime serve --schedule` / `deepregime schedule` run the update this many
+    # minutes after each NYSE close (early closes included).
+    schedule_delay_minutes: float = Field(default=30.0, ge=0, le=24 * 60)
+    # How often a serving process asks the ledger for its newest publication id, so an
+    # update run by another process or replica is served within this delay.
+    publication_check_s: float = Field(default=1.0, ge=0, le=60)
 
     @field_validator("api_key")
     @classmethod
@@ -71,6 +79,23 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    # --- webhooks and the regime stream (operations.notifications, app.routes_stream) ---
+
+    # The background task sends due webhook events this often (0: no background task;
+    # the update cycle still sends right after it publishes).
+    webhook_poll_s: float = Field(default=5.0, ge=0, le=3600)
+    # Per HTTP operation (connect, write, read) of one webhook send.
+    webhook_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    # Tries per event before it is marked failed.
+    webhook_max_attempts: int = Field(default=8, ge=1, le=50)
+    # Retry n waits between half and all of min(cap, base * 2**(n-1)) seconds.
+    webhook_backoff_base_s: float = Field(default=30.0, gt=0, le=86_400)
+    webhook_backoff_cap_s: float = Field(default=6 * 3600.0, gt=0, le=7 * 86_400)
+    # GET /regime/stream checks the ledger this often, and writes a keep-alive
+    # comment after this long without an event (proxies drop silent connections).
+    stream_poll_s: float = Field(default=0.75, gt=0, le=60)
+    stream_keepalive_s: float = Field(default=15.0, gt=0, le=600)
 
 
 @lru_cache

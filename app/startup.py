@@ -18,13 +18,13 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from app.metrics import ServiceMetrics
-from app.model_loading import load_active_model
 from app.settings import Settings
 from app.state import ResponseCache, ServiceState
-from app.trading_days import TradingCalendar
 from core.errors import DeepRegimeError
 from core.rules import rule_set_preset
-from store.db import make_engine
+from operations.models import load_active_model
+from operations.trading_days import TradingCalendar
+from store.db import classify_database_error, make_engine
 from store.migrations import current_revision, head_revision, upgrade
 
 log = logging.getLogger("deepregime.app")
@@ -54,7 +54,8 @@ def prepare_database(engine: Engine, settings: Settings) -> str:
             unreachable = False
         except (DBAPIError, PoolTimeoutError) as error:
             origin = getattr(error, "orig", None) or error
-            problem = f"database unreachable: {str(origin).strip().splitlines()[0]}"
+            fault = classify_database_error(error)
+            problem = f"database {fault.cause}: {str(origin).strip().splitlines()[0]}"
             unreachable = True
         if time.monotonic() >= deadline:
             break

@@ -12,34 +12,14 @@ import threading
 import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
 from app.metrics import ServiceMetrics
 from app.settings import Settings
-from app.trading_days import TradingCalendar
 from core.rules import RuleSet
-
-if TYPE_CHECKING:
-    from inference.predictor import RegimePredictor
-
-
-@dataclass(frozen=True)
-class ModelSlot:
-    """The loaded classifier (``predictor``) or why none serves (``reason``)."""
-
-    predictor: RegimePredictor | None = None
-    version: str | None = None  # the version meant to serve, even when it failed to load
-    reason: str | None = None
-
-    @property
-    def loaded(self) -> bool:
-        return self.predictor is not None
-
-    @classmethod
-    def unavailable(cls, reason: str, version: str | None = None) -> ModelSlot:
-        return cls(predictor=None, version=version, reason=reason)
+from operations.models import ModelSlot
+from operations.trading_days import TradingCalendar
 
 
 class ResponseCache:
@@ -82,6 +62,16 @@ class ServiceState:
     schema_head: str  # the migrations' head revision, read once at start
     # Serialises model swaps inside this process (the DB lock guards across processes).
     model_lock: threading.Lock = field(default_factory=threading.Lock)
+    # The newest ledger id this process has seen, and when it last asked (monotonic s).
+    ledger_id: int = -1
+    ledger_checked_at: float = float("-inf")
+
+    def note_ledger_id(self, newest: int, checked_at: float) -> None:
+        """Drop the cached answers when the ledger moved on (another process published)."""
+        if newest != self.ledger_id:
+            self.cache.clear()
+            self.ledger_id = newest
+        self.ledger_checked_at = checked_at
 
     def swap_model(self, slot: ModelSlot) -> None:
         with self.model_lock:

@@ -37,14 +37,13 @@ def supported_flags(script: Path) -> str:
 
 
 def populated_database(folder: Path, market: Path) -> str:
-    """A fresh SQLite file with the market folder ingested and regimes computed,
-    the way a user gets one (the CLI), for the benchmarks that serve the API."""
+    """A fresh SQLite file with the market folder run through the daily cycle and
+    published, the way a user gets one (the CLI), for the benchmarks that serve the API."""
     url = f"sqlite:///{folder / 'bench.db'}"
     env = {**os.environ, "DEEPREGIME_DATABASE_URL": url}
     for args in (
         ["db", "upgrade"],
-        ["ingest", "--source", "csv", "--path", str(market)],
-        ["signals"],
+        ["update", "--source", "csv", "--path", str(market)],
     ):
         subprocess.run(
             [sys.executable, "-m", "cli.main", *args],

@@ -23,7 +23,7 @@ from backtest.runner import run_backtest
 from backtest.schemas import BacktestRequest
 from cli.common import handles_errors, print_json, transaction
 from core.errors import DataValidationError
-from store.backtest_inputs import load_backtest_inputs
+from operations.backtests import load_backtest_inputs
 from store.model_registry import active_version
 
 PUBLISHED_FRAMEWORK = "published-framework"

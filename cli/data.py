@@ -1,18 +1,23 @@
-"""Data commands: database migrations, ingestion, features and rule signals."""
+"""Data commands: database migrations, and the steps of `deepregime update` one by one
+(ingestion, features, rule signals: no model outputs, no publication)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from sqlalchemy import Connection
 
 from cli.common import engine, fail, handles_errors, print_json, settings, transaction
 from core.rules import rule_set_preset
 from store import migrations
 from store.ingest import ingest_csv_folder, ingest_yfinance
+from store.locks import REFRESH_LOCK, held_lock
 from store.pipeline import refresh_features, refresh_regimes
 from store.repository import price_summary
 
@@ -60,22 +65,24 @@ def ingest(
     chosen = source or config.data_source
     wanted = [s.strip() for s in symbols.split(",") if s.strip()] if symbols else None
     today = dt.date.today()
+    if chosen not in ("csv", "yfinance"):
+        fail(f"unknown source {chosen!r}: choose 'csv' or 'yfinance'")
     db = engine()
     started = time.perf_counter()
     try:
-        if chosen == "csv":
-            results = ingest_csv_folder(
-                db, path or config.data_path, today=today, symbols=wanted, force=force
-            )
-        elif chosen == "yfinance":
-            results = ingest_yfinance(
-                db,
-                wanted or config.symbols,
-                today=today,
-                default_start=dt.date.fromisoformat(config.yfinance_start),
-            )
-        else:
-            fail(f"unknown source {chosen!r}: choose 'csv' or 'yfinance'")
+        # The lock `deepregime update` takes: one writer of prices at a time.
+        with held_lock(db, REFRESH_LOCK, wait_s=config.update_lock_wait_s):
+            if chosen == "csv":
+                results = ingest_csv_folder(
+                    db, path or config.data_path, today=today, symbols=wanted, force=force
+                )
+            else:
+                results = ingest_yfinance(
+                    db,
+                    wanted or config.symbols,
+                    today=today,
+                    default_start=dt.date.fromisoformat(config.yfinance_start),
+                )
     finally:
         db.dispose()
     elapsed = time.perf_counter() - started
@@ -105,7 +112,7 @@ def features(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Recompute the daily feature table from stored prices (writes changed days only)."""
-    with transaction() as connection:
+    with _locked_transaction() as connection:
         result = refresh_features(connection)
     print_json(result.__dict__) if as_json else typer.echo(result.summary())
 
@@ -120,7 +127,7 @@ def signals(
 ) -> None:
     """Recompute features and the rule engine's daily regimes (writes changed days only)."""
     preset = rule_set_preset(rule_set or settings().rule_set)
-    with transaction() as connection:
+    with _locked_transaction() as connection:
         feature_result = refresh_features(connection)
         regime_result = refresh_regimes(connection, preset)
     if as_json:
@@ -144,6 +151,18 @@ def status(
         typer.echo("no prices stored yet: run `deepregime ingest`")
     for row in summary:
         typer.echo(f"{row['symbol']:8s} {row['rows']:6d} rows  {row['first']} .. {row['last']}")
+
+
+@contextmanager
+def _locked_transaction() -> Iterator[Connection]:
+    """One transaction under the update lock (these commands are steps of the update)."""
+    db = engine()
+    try:
+        with held_lock(db, REFRESH_LOCK, wait_s=settings().update_lock_wait_s):
+            with db.begin() as connection:
+                yield connection
+    finally:
+        db.dispose()
 
 
 def register(app: typer.Typer) -> None:

@@ -6,15 +6,16 @@ import logging
 
 import typer
 
-from cli import backtest, data, models, serve
+from cli import backtest, cycle, data, models, serve
 
 app = typer.Typer(
     name="deepregime",
-    help="Market-regime signal service: ingest, features, signals, backtest, models, serve.",
+    help="Market-regime signal service: update, backtest, models, serve.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+cycle.register(app)
 data.register(app)
 backtest.register(app)
 serve.register(app)

@@ -14,13 +14,13 @@ from typing import Annotated, Any
 
 import pandas as pd
 import typer
-from sqlalchemy import Connection
 
-from cli.common import handles_errors, print_json, settings, transaction
+from cli.common import engine, handles_errors, print_json, settings, transaction
 from core.errors import NoDataError
 from inference.predictor import RegimePredictor
 from inference.registry import list_versions, read_card
 from inference.versions import validate_version
+from operations.activation import activate_model as activate
 from store import model_registry
 from store.repository import load_features
 from training.config import (
@@ -101,11 +101,26 @@ def _outputs_summary(version: str, outputs: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def activate_and_score(connection: Connection, models_dir: Path, version: str) -> dict[str, Any]:
-    """Load (sha256 and feature checks), register, activate and store daily outputs."""
-    predictor = RegimePredictor.load(models_dir, validate_version(version))
-    outputs = model_registry.activate_predictor(connection, predictor=predictor)
-    return _outputs_summary(version, outputs)
+def activate_and_score(models_dir: Path, version: str) -> dict[str, Any]:
+    """The one activation path (operations.activation): load with its sha256 and feature
+    checks, register, activate, store daily outputs and publish, under the update lock."""
+    config = settings()
+    db = engine()
+    try:
+        _, activation = activate(
+            db,
+            models_dir=models_dir,
+            version=validate_version(version),
+            rule_set_name=config.rule_set,
+            default_policy=config.default_policy,
+            model_mapping=config.model_mapping,
+            lock_wait_s=config.update_lock_wait_s,
+        )
+        with db.connect() as connection:
+            outputs = model_registry.load_outputs(connection, version=version)
+    finally:
+        db.dispose()
+    return {**_outputs_summary(version, outputs), "publications": activation.publications}
 
 
 @handles_errors
@@ -167,7 +182,7 @@ def train(
         model_registry.register_version(
             connection, version=card.version, sha256=card.onnx_sha256, card=card.as_dict()
         )
-        activation = activate_and_score(connection, folder, card.version) if activate else None
+    activation = activate_and_score(folder, card.version) if activate else None
     if as_json:
         print_json(
             {
@@ -347,8 +362,7 @@ def activate_model(
 ) -> None:
     """Make VERSION the active model and store its daily outputs over the stored history."""
     version = validate_version(version)
-    with transaction() as connection:
-        result = activate_and_score(connection, _models_dir(models_dir), version)
+    result = activate_and_score(_models_dir(models_dir), version)
     if as_json:
         print_json(result)
         return

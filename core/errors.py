@@ -37,3 +37,11 @@ class ConfigError(DeepRegimeError, ValueError):
 
 class NoDataError(DeepRegimeError):
     """The store does not hold what the computation needs (yet)."""
+
+
+class NotFoundError(DeepRegimeError):
+    """The named thing (date, run, model version, publication) does not exist."""
+
+
+class ModelUnavailableError(DeepRegimeError):
+    """The requested policy needs the classifier, which is not serving."""

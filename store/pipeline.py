@@ -37,33 +37,60 @@ class RefreshResult:
     written: int  # rows inserted or changed
     first: pd.Timestamp | None
     last: pd.Timestamp | None
+    first_changed: pd.Timestamp | None = None  # earliest day written (None: nothing written)
 
     def summary(self) -> str:
         span = f"{self.first.date()} .. {self.last.date()}" if self.first is not None else "empty"
         return f"{self.table}: {self.rows} days ({span}), {self.written} written"
 
 
-def _result(table: str, frame: pd.DataFrame, written: int) -> RefreshResult:
+def _result(table: str, frame: pd.DataFrame, fresh: pd.DataFrame, written: int) -> RefreshResult:
     first = frame.index[0] if len(frame) else None
     last = frame.index[-1] if len(frame) else None
-    return RefreshResult(table, len(frame), written, first, last)
+    first_changed = fresh.index.min() if len(fresh) else None
+    return RefreshResult(table, len(frame), written, first, last, first_changed)
 
 
-def refresh_features(connection: Connection) -> RefreshResult:
-    """Feature table from stored closes; writes new or changed days."""
-    closes = load_closes(connection, symbols=FEATURE_INPUT_SYMBOLS)
-    table = compute_features(closes)
-    stored = load_features(connection, version=FEATURE_SET_VERSION)
+# Rolling windows look back at most 252 trading days (a year) in the feature set
+# and in the rule presets; four calendar years of inputs before the first day to
+# recompute leave a wide margin, so a recompute from there equals a full one.
+WARM_UP = pd.Timedelta(days=4 * 366)
+
+
+def _warm_up_start(since: pd.Timestamp | None) -> pd.Timestamp | None:
+    return None if since is None else since - WARM_UP
+
+
+def refresh_features(
+    connection: Connection,
+    *,
+    closes: dict[str, pd.Series] | None = None,
+    since: pd.Timestamp | None = None,
+) -> RefreshResult:
+    """Feature table from stored closes; writes new or changed days.
+
+    ``since``: recompute only days from there on (inputs read from WARM_UP before
+    it); None recomputes the whole history. ``closes``: the inputs when the caller
+    already read them (from ``since - WARM_UP`` on, or all of them).
+    """
+    if closes is None:
+        closes = load_closes(connection, symbols=FEATURE_INPUT_SYMBOLS, start=_warm_up_start(since))
+    table = compute_features(closes).loc[since:]
+    stored = load_features(connection, version=FEATURE_SET_VERSION, start=since)
     fresh = changed_rows(table, stored.reindex(columns=list(FEATURE_COLUMNS)))
     written = write_features(connection, table=fresh, version=FEATURE_SET_VERSION)
-    return _result("features", table, written)
+    return _result("features", table, fresh, written)
 
 
-def refresh_regimes(connection: Connection, rule_set: RuleSet) -> RefreshResult:
-    """Rule regimes of ``rule_set`` from the stored features; writes new or changed days."""
-    features = load_features(connection)
+def refresh_regimes(
+    connection: Connection, rule_set: RuleSet, *, since: pd.Timestamp | None = None
+) -> RefreshResult:
+    """Rule regimes of ``rule_set`` from the stored features; writes new or changed days
+    (from ``since`` on, as for refresh_features)."""
+    features = load_features(connection, start=_warm_up_start(since))
     table = compute_regimes(features, rule_set).reindex(columns=list(REGIME_COLUMNS))
-    stored = load_regimes(connection, rule_set_version=rule_set.version)
+    table = table.loc[since:]
+    stored = load_regimes(connection, rule_set_version=rule_set.version, start=since)
     fresh = changed_rows(table, stored)
     written = write_regimes(connection, table=fresh, rule_set_version=rule_set.version)
-    return _result(f"regimes[{rule_set.version}]", table, written)
+    return _result(f"regimes[{rule_set.version}]", table, fresh, written)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Table, and_, func, select
+from sqlalchemy import Connection, Table, and_, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from core.features import FEATURE_COLUMNS, FEATURE_SET_VERSION
@@ -45,6 +45,8 @@ def upsert(connection: Connection, table: Table, rows: Sequence[Mapping[str, Any
 
 
 def _to_date(value: dt.date | str | None) -> dt.date | None:
+    if isinstance(value, dt.datetime):  # pd.Timestamp too: a DATE column compares dates
+        return value.date()
     if value is None or isinstance(value, dt.date):
         return value
     return dt.date.fromisoformat(value)
@@ -59,8 +61,13 @@ def _date_range(column, start, end):  # type: ignore[no-untyped-def]
     return conditions
 
 
+def _tuples(rows: Iterable[Any]) -> list[tuple]:
+    # Plain tuples: pandas probes each SQLAlchemy Row for attributes, which is ~5x slower.
+    return [tuple(row) for row in rows]
+
+
 def _frame(rows: Iterable[Any], columns: Sequence[str]) -> pd.DataFrame:
-    frame = pd.DataFrame.from_records(list(rows), columns=list(columns))
+    frame = pd.DataFrame.from_records(_tuples(rows), columns=list(columns))
     frame["date"] = pd.to_datetime(frame["date"])
     return frame.set_index("date")
 
@@ -74,12 +81,18 @@ def last_price_date(connection: Connection, *, symbol: str) -> dt.date | None:
     ).scalar()
 
 
-def load_price_rows(connection: Connection, *, symbol: str) -> pd.DataFrame:
-    """Stored OHLC/adj_close/volume of one symbol, indexed by date."""
+def load_price_rows(
+    connection: Connection,
+    *,
+    symbol: str,
+    start: dt.date | str | None = None,
+    end: dt.date | str | None = None,
+) -> pd.DataFrame:
+    """Stored OHLC/adj_close/volume of one symbol (between ``start`` and ``end``), by date."""
     columns = ["date", "open", "high", "low", "close", "adj_close", "volume"]
     rows = connection.execute(
         select(*(prices.c[c] for c in columns))
-        .where(prices.c.symbol == symbol)
+        .where(prices.c.symbol == symbol, *_date_range(prices.c.date, start, end))
         .order_by(prices.c.date)
     )
     return _frame(rows, columns)
@@ -99,7 +112,7 @@ def load_closes(
         .order_by(prices.c.symbol, prices.c.date)
     )
     frame = pd.DataFrame.from_records(
-        list(connection.execute(statement)), columns=["symbol", "date", "adj_close"]
+        _tuples(connection.execute(statement)), columns=["symbol", "date", "adj_close"]
     )
     frame["date"] = pd.to_datetime(frame["date"])
     return {
@@ -279,3 +292,57 @@ def load_model_outputs(
         .order_by(model_outputs.c.date)
     )
     return _frame(connection.execute(statement), columns).astype(float)
+
+
+def last_model_output_day(connection: Connection, *, model_version: str) -> dt.date | None:
+    """The latest day with a stored output of ``model_version`` (None when none)."""
+    return connection.execute(
+        select(func.max(model_outputs.c.date)).where(model_outputs.c.model_version == model_version)
+    ).scalar()
+
+
+def first_price_day_ingested_since(
+    connection: Connection, *, moment: dt.datetime, symbols: Sequence[str]
+) -> dt.date | None:
+    """The earliest day among ``symbols``' prices written at or after ``moment``."""
+    return connection.execute(
+        select(func.min(prices.c.date)).where(
+            prices.c.ingested_at >= moment, prices.c.symbol.in_(list(symbols))
+        )
+    ).scalar()
+
+
+def last_feature_day(
+    connection: Connection, *, version: int = FEATURE_SET_VERSION
+) -> dt.date | None:
+    return connection.execute(
+        select(func.max(features.c.date)).where(features.c.feature_set_version == version)
+    ).scalar()
+
+
+def count_price_days(
+    connection: Connection, *, symbol: str, start: dt.date, written_before: dt.datetime
+) -> int:
+    """Stored days of ``symbol`` from ``start`` on that were written before ``written_before``."""
+    return connection.execute(
+        select(func.count())
+        .select_from(prices)
+        .where(
+            prices.c.symbol == symbol,
+            prices.c.date >= _to_date(start),
+            prices.c.ingested_at < written_before,
+        )
+    ).scalar_one()
+
+
+def rescale_adjusted_closes(
+    connection: Connection, *, symbol: str, before: dt.date, factor: float
+) -> int:
+    """Multiply ``symbol``'s stored adjusted closes dated before ``before`` by ``factor``
+    (a dividend or split back-adjustment reaching back over the whole series)."""
+    result = connection.execute(
+        update(prices)
+        .where(prices.c.symbol == symbol, prices.c.date < _to_date(before))
+        .values(adj_close=prices.c.adj_close * factor, ingested_at=utcnow())
+    )
+    return result.rowcount

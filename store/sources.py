@@ -1,25 +1,38 @@
 """Price sources behind one interface: a folder of CSV files, or yfinance.
 
 Both yield ``PriceChunk`` objects: validated rows of one symbol (index = date,
-columns ``PRICE_COLUMNS``), plus the rows quarantined on the way. Structural
-problems (missing or extra columns, unparseable dates or numbers, duplicate,
-unsorted or future dates, an empty file) raise ``DataValidationError`` naming
-file, line and field, and the caller writes nothing for that file. Implausible
-values (non-positive prices, absurd one-day jumps) are quarantined row by row.
+columns ``PRICE_COLUMNS``), plus the rows quarantined on the way.
 
-CSV formats read (see ../shared/data/market/README.md):
-- yfinance export: three header lines, then ``date, adj close, close, high, low, open, volume``
-- Cboe OHLC history: ``DATE,OPEN,HIGH,LOW,CLOSE`` with MM/DD/YYYY dates
-- Cboe single-value history: ``DATE,<NAME>`` (VVIX, SKEW)
-- FRED series: ``date,value`` (ISO dates, percent per year)
+What rejects a whole file (``DataValidationError`` naming file, line and field;
+the caller writes nothing from it): an unreadable header, missing, unknown or
+duplicate columns, rows with the wrong number of fields, unparseable dates or
+numbers, duplicate, unsorted or future dates, non-finite or out-of-range
+numbers, non-positive prices, negative volume, high below low, and a level
+break of the adjusted close that persists. What is quarantined row by row: a
+one-day spike of the adjusted close that reverts on the next row (or an
+isolated first or last row out of line with its neighbour).
+
+CSV layouts read (see ../shared/data/market/README.md). Header lines are
+recognised by what they hold, not counted, and columns are mapped by name:
+- yfinance ``to_csv``: a ``Price`` line (field names: Adj Close, Close, High,
+  Low, Open, Volume), optional ``Ticker`` line(s) (one symbol per column; a
+  file may hold several tickers), an optional ``Date`` line. Without an
+  ``Adj Close`` column (``auto_adjust=True``) Close is the adjusted close. In
+  the files of the market folder a column named ``Price`` is the adjusted close.
+- one line of column names: Cboe ``DATE,OPEN,HIGH,LOW,CLOSE`` (MM/DD/YYYY
+  dates), Cboe single value ``DATE,<NAME>``, FRED ``date,value`` or
+  ``observation_date,<SERIES>``, or ``Date,Open,High,Low,Close,Adj Close,Volume``.
 """
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import hashlib
+import itertools
 import math
-from collections.abc import Callable, Iterator
+import re
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -31,7 +44,13 @@ import pandas as pd
 from core.errors import DataValidationError
 
 PRICE_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close", "adj_close", "volume")
+PRICE_FIELDS: tuple[str, ...] = ("open", "high", "low", "close", "adj_close")
 CHUNK_ROWS = 50_000
+
+# Beyond these a number is a corrupt cell, not a market print: no listed price
+# or index level comes near 1e9, and a volume must fit the BIGINT column (9.2e18).
+MAX_PRICE = 1e9
+MAX_VOLUME = 1e15
 
 
 class SeriesKind(StrEnum):
@@ -40,7 +59,7 @@ class SeriesKind(StrEnum):
     RATE = "rate"  # FRED rate in percent per year (may be zero or negative)
 
 
-# Largest plausible one-day move, as a price ratio, before a row is quarantined.
+# Largest plausible one-day move of the adjusted close, as a price ratio.
 # Volatility indices really do move x3 in a day (VIX9D on 2018-02-05); ETFs
 # (adjusted) never moved more than ~x1.25 in this data.
 MAX_DAILY_RATIO: dict[SeriesKind, float | None] = {
@@ -75,6 +94,10 @@ def symbol_for_file(path: Path) -> str:
     return stem.upper()
 
 
+def kind_for_symbol(symbol: str) -> SeriesKind:
+    return SeriesKind.INDEX if symbol.startswith("^") else SeriesKind.ETF
+
+
 def file_fingerprint(path: Path) -> str:
     """sha256 of the file's bytes, read in blocks (large files are never loaded whole)."""
     digest = hashlib.sha256()
@@ -84,111 +107,564 @@ def file_fingerprint(path: Path) -> str:
     return digest.hexdigest()
 
 
+# --- header recognition (pure) --------------------------------------------------
+
+# Field names as files spell them, normalised (lower case, '_' as space) -> price column.
+_FIELD_NAMES = {
+    "open": "open",
+    "high": "high",
+    "low": "low",
+    "close": "close",
+    "adj close": "adj_close",
+    "adjusted close": "adj_close",
+    "volume": "volume",
+    "value": "adj_close",  # FRED
+}
+# What yfinance always writes besides the (optional) adjusted close.
+_YF_REQUIRED = ("close", "high", "low", "open", "volume")
+_DATE_FORMATS = (
+    (re.compile(r"\d{4}-\d{2}-\d{2}(?:[ T].*)?"), "%Y-%m-%d"),
+    (re.compile(r"\d{1,2}/\d{1,2}/\d{4}(?:\s.*)?"), "%m/%d/%Y"),  # Cboe, US order
+)
+
+
+@dataclass(frozen=True)
+class SeriesLayout:
+    """One series of a file: its symbol and which cell holds which price column."""
+
+    symbol: str
+    kind: SeriesKind
+    cells: dict[str, int]  # price column -> index of the cell in a row; always has adj_close
+
+
 @dataclass(frozen=True)
 class CsvLayout:
-    """How one CSV format maps to price columns."""
-
     name: str
-    header_lines: int
-    columns: tuple[str, ...]  # names given to the file's columns, in order
-    date_format: str
-    kind: SeriesKind
-    required: tuple[str, ...]  # price columns that must hold a number on every row
+    header_end: int  # line number of the last header line
+    n_fields: int  # cells per data row
+    date_format: str | None  # None: no data row to look at
+    series: tuple[SeriesLayout, ...]
 
 
-def _detect_layout(path: Path, first_line: str) -> CsvLayout:
-    header = [cell.strip() for cell in first_line.strip().split(",")]
-    upper = [cell.upper() for cell in header]
-    source = str(path)
-    if upper[:1] == ["PRICE"]:
-        expected = ["PRICE", "PRICE", "CLOSE", "HIGH", "LOW", "OPEN", "VOLUME"]
-        alternative = ["PRICE", "ADJ CLOSE", "CLOSE", "HIGH", "LOW", "OPEN", "VOLUME"]
-        if upper not in (expected, alternative):
-            _raise_header(source, header, expected)
-        return CsvLayout(
-            "yfinance export",
-            3,
-            ("date", "adj_close", "close", "high", "low", "open", "volume"),
-            "%Y-%m-%d",
-            SeriesKind.ETF,
-            ("adj_close",),
-        )
-    if upper[:1] == ["DATE"] and len(upper) >= 5 or upper == ["DATE", "OPEN"]:
-        expected = ["DATE", "OPEN", "HIGH", "LOW", "CLOSE"]
-        if upper != expected:
-            _raise_header(source, header, expected)
-        return CsvLayout(
-            "Cboe OHLC history",
-            1,
-            ("date", "open", "high", "low", "adj_close"),
-            "%m/%d/%Y",
-            SeriesKind.INDEX,
-            ("adj_close",),
-        )
-    if header[:1] == ["date"] or upper[:1] == ["OBSERVATION_DATE"]:
-        if len(header) != 2:
-            _raise_header(source, header, ["date", "value"])
-        return CsvLayout(
-            "FRED series", 1, ("date", "adj_close"), "%Y-%m-%d", SeriesKind.RATE, ("adj_close",)
-        )
-    if upper[:1] == ["DATE"]:
-        if len(header) != 2:
-            _raise_header(source, header, ["DATE", "<VALUE>"])
-        return CsvLayout(
-            "Cboe single-value history",
-            1,
-            ("date", "adj_close"),
-            "%m/%d/%Y",
-            SeriesKind.INDEX,
-            ("adj_close",),
-        )
+def _normalise(name: str) -> str:
+    return " ".join(name.replace("_", " ").strip().lower().split())
+
+
+def date_format_of(cell: str) -> str | None:
+    """The strptime format of a date cell (time and zone suffixes ignored), or None."""
+    text = cell.strip()
+    for pattern, fmt in _DATE_FORMATS:
+        if pattern.fullmatch(text):
+            return fmt
+    return None
+
+
+def line_role(cells: list[str]) -> str:
+    """What a line holds: 'blank', 'data', 'price', 'ticker', 'index', 'columns' or 'unknown'."""
+    if not any(cell.strip() for cell in cells):
+        return "blank"
+    first = _normalise(cells[0])
+    if date_format_of(cells[0]) is not None:
+        return "data"
+    if first == "price":
+        return "price"
+    if first == "ticker":
+        return "ticker"
+    if first in ("date", "datetime", "observation date"):
+        # yfinance writes the index name on a line of its own: "Date,,,,,,".
+        return "columns" if any(cell.strip() for cell in cells[1:]) else "index"
+    return "unknown"
+
+
+def parse_header(
+    header: list[tuple[int, list[str]]],
+    first_data: tuple[int, list[str]] | None,
+    *,
+    source: str,
+    file_symbol: str,
+) -> CsvLayout:
+    """The layout of a file from its header lines ((line number, cells), blank lines left out)
+    and its first data row. Raises DataValidationError naming the offending line."""
+    data_line = first_data[0] if first_data else (header[-1][0] + 1 if header else 1)
+    date_format = date_format_of(first_data[1][0]) if first_data else None
+    by_role: dict[str, list[tuple[int, list[str]]]] = {}
+    for line, cells in header:
+        role = line_role(cells)
+        if role == "unknown":
+            raise DataValidationError(
+                f"unrecognised header line {','.join(cells)!r}: expected the Price/Ticker/Date "
+                "lines of a yfinance export, a line of column names (DATE,OPEN,HIGH,LOW,CLOSE; "
+                "date,value; ...) or a data row starting with a date",
+                source=source,
+                line=line,
+            )
+        by_role.setdefault(role, []).append((line, cells))
+    header_end = header[-1][0] if header else 0
+    if "price" in by_role:
+        extra = by_role.get("columns", [])[:1]
+        if extra or len(by_role["price"]) > 1:
+            line, cells = extra[0] if extra else by_role["price"][1]
+            raise DataValidationError(
+                f"second line of column names {','.join(cells)!r} after the Price line",
+                source=source,
+                line=line,
+            )
+        series = _yfinance_series(by_role, source=source, file_symbol=file_symbol)
+        n_fields = len(by_role["price"][0][1])
+        return CsvLayout("yfinance export", header_end, n_fields, date_format, series)
+    if "columns" in by_role:
+        if len(by_role["columns"]) > 1 or "ticker" in by_role:
+            line, cells = (by_role["columns"][1:] or by_role["ticker"])[0]
+            raise DataValidationError(
+                f"header line {','.join(cells)!r} does not fit a file with one line of "
+                "column names",
+                source=source,
+                line=line,
+            )
+        line, cells = by_role["columns"][0]
+        single = _named_columns_series(cells, line=line, source=source, file_symbol=file_symbol)
+        return CsvLayout("column names", header_end, len(cells), date_format, (single,))
+    if not header and first_data is None:
+        raise DataValidationError("file is empty", source=source, line=1)
     raise DataValidationError(
-        f"unrecognised header {first_line.strip()!r}: expected a yfinance export, "
-        "a Cboe history (DATE,...) or a FRED series (date,value)",
+        "no column names before the data: expected a yfinance Price line or a line of "
+        "column names (DATE,...)",
         source=source,
-        line=1,
+        line=header[0][0] if header else data_line,
     )
 
 
-def _raise_header(source: str, header: list[str], expected: list[str]) -> None:
-    missing = [c for c in expected if c.upper() not in [h.upper() for h in header]]
-    extra = [h for h in header if h.upper() not in [c.upper() for c in expected]]
+def _header_problem(
+    missing: list[str], extra: list[str], duplicate: list[str], *, owner: str = ""
+) -> str | None:
     parts = []
     if missing:
         parts.append(f"missing column(s) {missing}")
     if extra:
         parts.append(f"unexpected column(s) {extra}")
+    if duplicate:
+        parts.append(f"duplicate column(s) {duplicate}")
     if not parts:
-        parts.append(f"columns {header} are not in the expected order {expected}")
-    raise DataValidationError("; ".join(parts), source=source, line=1)
+        return None
+    return "; ".join(parts) + (f" for {owner}" if owner else "")
 
 
-class JumpGuard:
-    """Quarantines values whose ratio to the last accepted value exceeds the bound.
+def _yfinance_series(
+    by_role: dict[str, list[tuple[int, list[str]]]], *, source: str, file_symbol: str
+) -> tuple[SeriesLayout, ...]:
+    price_line, names = by_role["price"][0]
+    tickers_by_line = by_role.get("ticker", [])
+    if tickers_by_line:
+        ticker_line, tickers = tickers_by_line[0]
+        for line, other in tickers_by_line[1:]:  # the market folder repeats its Ticker line
+            if [c.strip() for c in other] != [c.strip() for c in tickers]:
+                raise DataValidationError(
+                    "Ticker lines disagree", source=source, line=line, field="Ticker"
+                )
+        if len(tickers) != len(names):
+            raise DataValidationError(
+                f"Ticker line has {len(tickers)} cells, the Price line {len(names)}",
+                source=source,
+                line=ticker_line,
+            )
+        symbols = [cell.strip().upper() for cell in tickers]
+        empty = [i for i in range(1, len(symbols)) if not symbols[i]]
+        if empty:
+            raise DataValidationError(
+                f"no ticker for column {empty[0] + 1} ({names[empty[0]].strip()!r})",
+                source=source,
+                line=ticker_line,
+            )
+    else:
+        symbols = [file_symbol] * len(names)
+    columns_of: dict[str, dict[str, int]] = {}
+    extra: list[str] = []
+    duplicate: list[str] = []
+    for i in range(1, len(names)):
+        name = _normalise(names[i])
+        # In the market folder's files a column named "Price" is the adjusted close.
+        column = "adj_close" if name == "price" else _FIELD_NAMES.get(name)
+        if column is None or column == "adj_close" and name == "value":
+            extra.append(names[i].strip())
+            continue
+        cells = columns_of.setdefault(symbols[i], {})
+        if column in cells:
+            duplicate.append(names[i].strip())
+        cells[column] = i
+    problems = []
+    for symbol, cells in columns_of.items():
+        missing = [c.upper() for c in _YF_REQUIRED if c not in cells]
+        owner = symbol if len(columns_of) > 1 else ""
+        problem = _header_problem(missing, [], [], owner=owner)
+        if problem:
+            problems.append(problem)
+    if not columns_of:
+        problems.append(f"missing column(s) {[c.upper() for c in _YF_REQUIRED]}")
+    general = _header_problem([], extra, duplicate)
+    if duplicate and not tickers_by_line:
+        general = f"{general} (a file of several tickers needs a Ticker line)"
+    if general:
+        problems.insert(0, general)
+    if problems:
+        raise DataValidationError("; ".join(problems), source=source, line=price_line)
+    return tuple(
+        SeriesLayout(symbol, kind_for_symbol(symbol), _adjusted(cells))
+        for symbol, cells in columns_of.items()
+    )
 
-    Compares with the last *accepted* value so a single bad print is caught
-    without also flagging the return to normal on the next row."""
 
-    def __init__(self, max_ratio: float | None, last_value: float | None = None) -> None:
-        self.max_log_move = math.log(max_ratio) if max_ratio else None
-        self.last_value = last_value
+def _named_columns_series(
+    cells: list[str], *, line: int, source: str, file_symbol: str
+) -> SeriesLayout:
+    """One line of column names, the date first: Cboe, FRED, or a flat OHLC export."""
+    first = cells[0].strip()
+    names = [cell.strip() for cell in cells[1:]]
+    if len(names) == 1:  # DATE,VVIX / date,value / observation_date,DFF: a single value
+        is_fred = first == "date" or _normalise(first) == "observation date"
+        kind = SeriesKind.RATE if is_fred else _kind_of_named(first, file_symbol)
+        if _FIELD_NAMES.get(_normalise(names[0])) in ("open", "high", "low", "volume"):
+            raise DataValidationError(
+                f"missing column(s) ['CLOSE'] (only {names[0]!r})", source=source, line=line
+            )
+        return SeriesLayout(file_symbol, kind, {"adj_close": 1})
+    mapped: dict[str, int] = {}
+    extra: list[str] = []
+    duplicate: list[str] = []
+    for i, name in enumerate(names, start=1):
+        column = _FIELD_NAMES.get(_normalise(name))
+        if column is None or _normalise(name) == "value":
+            extra.append(name)
+        elif column in mapped:
+            duplicate.append(name)
+        else:
+            mapped[column] = i
+    missing = [] if {"adj_close", "close"} & set(mapped) else ["CLOSE"]
+    problem = _header_problem(missing, extra, duplicate)
+    if problem:
+        raise DataValidationError(problem, source=source, line=line)
+    return SeriesLayout(file_symbol, _kind_of_named(first, file_symbol), _adjusted(mapped))
 
-    def check(self, values: np.ndarray) -> np.ndarray:
-        """Boolean mask of values to quarantine (values must be positive)."""
-        flagged = np.zeros(len(values), dtype=bool)
-        if self.max_log_move is None:
-            if len(values):
-                self.last_value = float(values[-1])
-            return flagged
-        for i, value in enumerate(values):  # few thousand floats per file: cheap
-            if (
-                self.last_value is not None
-                and abs(math.log(value / self.last_value)) > self.max_log_move
-            ):
-                flagged[i] = True
+
+def _kind_of_named(date_cell: str, file_symbol: str) -> SeriesKind:
+    # Cboe writes an upper-case DATE column: index levels, whatever the file is called.
+    return SeriesKind.INDEX if date_cell == "DATE" else kind_for_symbol(file_symbol)
+
+
+def _adjusted(cells: dict[str, int]) -> dict[str, int]:
+    """Without an adjusted-close column the close is the adjusted one (yfinance
+    auto_adjust=True, index levels) and the raw close is unknown."""
+    if "adj_close" in cells:
+        return dict(cells)
+    out = {c: i for c, i in cells.items() if c != "close"}
+    out["adj_close"] = cells["close"]
+    return out
+
+
+# --- value checks (pure) --------------------------------------------------------
+
+
+def parse_series(
+    cells: np.ndarray,
+    series: SeriesLayout,
+    *,
+    dates: pd.DatetimeIndex,
+    lines: np.ndarray,
+    source: str,
+    skip_empty: bool,
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Numbers of one series from a block of text cells (rows x fields).
+
+    Returns the frame (index date, PRICE_COLUMNS, NaN = NULL) and the mask of
+    rows kept: with ``skip_empty`` a row whose cells of this series are all
+    empty is another ticker's trading day and is left out."""
+    numbers: dict[str, np.ndarray] = {}
+    blank: dict[str, np.ndarray] = {}
+    for column, i in series.cells.items():
+        # to_numeric ignores surrounding blanks; only cells it cannot read are looked at again.
+        numbers[column] = pd.to_numeric(pd.Series(cells[:, i]), errors="coerce").to_numpy(float)
+        blank[column] = np.zeros(len(cells), dtype=bool)
+        unread = np.flatnonzero(np.isnan(numbers[column]))
+        blank[column][unread] = [not str(cells[j, i]).strip() for j in unread]
+    keep = np.ones(len(cells), dtype=bool)
+    if skip_empty:
+        keep = ~np.logical_and.reduce(list(blank.values()))
+    for column, i in series.cells.items():
+        # 'nan' text parses to NaN: a written-out missing value is not an empty cell.
+        bad = np.isnan(numbers[column]) & ~blank[column] & keep
+        if column == "adj_close":
+            bad |= blank[column] & keep
+        if bad.any():
+            j = int(np.argmax(bad))
+            what = "missing value" if blank[column][j] else f"not a number: {cells[j, i]!r}"
+            raise DataValidationError(what, source=source, line=int(lines[j]), field=column)
+    parsed = {
+        column: numbers[column][keep] if column in numbers else np.full(int(keep.sum()), np.nan)
+        for column in PRICE_COLUMNS
+    }
+    frame = pd.DataFrame(parsed, index=pd.DatetimeIndex(dates[keep], name="date"))
+    return frame, keep
+
+
+def check_values(
+    frame: pd.DataFrame, *, kind: SeriesKind, source: str, lines: np.ndarray | None
+) -> None:
+    """Reject the first row (in file order) holding a number no market prints:
+    non-finite, out of range, a non-positive price (rates may be zero or
+    negative), a negative volume or a high below the low."""
+    # (row, order of the check, field, reason) of the first row failing each check
+    problems: list[tuple[int, int, str, str]] = []
+
+    def note(mask: np.ndarray, column: str, values: np.ndarray, reason: str) -> None:
+        if mask.any():
+            i = int(np.argmax(mask))
+            problems.append((i, len(problems), column, reason.format(v=values[i])))
+
+    for column in (*PRICE_FIELDS, "volume"):
+        values = frame[column].to_numpy(dtype=float)
+        finite = np.isfinite(values)  # NaN (an empty cell, NULL) is allowed
+        limit = MAX_VOLUME if column == "volume" else MAX_PRICE
+        note(np.isinf(values), column, values, "not a finite number: {v}")
+        with np.errstate(invalid="ignore"):
+            huge = finite & (np.abs(values) > limit)
+            note(huge, column, values, "out of range: {v:g} (limit " + f"{limit:g})")
+            if column == "volume":
+                note(finite & (values < 0), column, values, "negative volume: {v:g}")
+            elif kind is not SeriesKind.RATE:
+                note(finite & (values <= 0), column, values, "non-positive price: {v:g}")
+    high, low = frame["high"].to_numpy(dtype=float), frame["low"].to_numpy(dtype=float)
+    with np.errstate(invalid="ignore"):
+        inverted = high < low  # False where either is missing
+    if inverted.any():
+        i = int(np.argmax(inverted))
+        problems.append((i, len(problems), "high", f"high {high[i]:g} below low {low[i]:g}"))
+    if problems:
+        i, _, column, reason = min(problems)
+        raise DataValidationError(
+            f"{reason} ({frame.index[i].date()})",
+            source=source,
+            line=None if lines is None else int(lines[i]),
+            field=column,
+        )
+
+
+def check_dates(
+    dates: pd.DatetimeIndex,
+    *,
+    previous: pd.Timestamp | None,
+    today: dt.date,
+    source: str,
+    lines: np.ndarray | None,
+) -> None:
+    """Dates must increase strictly (also across chunks) and not lie in the future."""
+
+    def line(i: int) -> int | None:
+        return None if lines is None else int(lines[i])
+
+    values = dates.to_numpy()
+    if previous is not None:  # the last date of the previous chunk
+        before, start = np.concatenate([[previous.to_datetime64()], values[:-1]]), 0
+    else:
+        before, start = values[:-1], 1
+    not_increasing = values[start:] <= before
+    if not_increasing.any():
+        j = int(np.argmax(not_increasing))
+        i = j + start
+        problem = "duplicate date" if values[i] == before[j] else "date out of order"
+        raise DataValidationError(
+            f"{problem} {dates[i].date()}", source=source, line=line(i), field="date"
+        )
+    future = dates.date > today if len(dates) else np.array([], dtype=bool)
+    if future.any():
+        i = int(np.argmax(future))
+        raise DataValidationError(
+            f"date {dates[i].date()} is in the future (today is {today})",
+            source=source,
+            line=line(i),
+            field="date",
+        )
+
+
+# --- one-day spikes and level breaks (pure) ---------------------------------------
+
+
+@dataclass(frozen=True)
+class MoveScreen:
+    """Outcome of ``screen_moves`` over a run of adjusted closes."""
+
+    decided: int  # rows [0, decided) are judged; the rest wait for the rows after them
+    outliers: dict[int, str]  # row -> reason, to quarantine
+    break_at: int | None  # row where a level break starts (the file is rejected)
+    break_reason: str
+    last_accepted: float | None
+
+
+def screen_moves(
+    values: np.ndarray, *, max_ratio: float | None, previous: float | None, at_end: bool
+) -> MoveScreen:
+    """Judge each move beyond ``max_ratio`` by the rows on both sides of it.
+
+    - x away then back on the next row: a one-day spike, that row is quarantined;
+    - x away and still there on the next row: a level break (``break_at``);
+    - a first row (with no ``previous``) out of line with both rows after it
+      while they agree, or a last row out of line with the one before, is
+      quarantined as well.
+    Values must be positive. Without ``at_end`` the last rows may stay undecided
+    until the next rows arrive (at most two)."""
+    n = len(values)
+    if max_ratio is None or n == 0:
+        last = float(values[-1]) if n else previous
+        return MoveScreen(n, {}, None, "", last)
+    bound = math.log(max_ratio)
+
+    def far(a: float, b: float) -> bool:
+        return abs(math.log(a / b)) > bound
+
+    logs = np.log(values)
+    steps = np.abs(np.diff(logs, prepend=logs[0] if previous is None else math.log(previous)))
+    # The usual case: no move near the bound (a first row needs two rows after it to judge).
+    lookahead = previous is not None or n >= 3 or at_end
+    if lookahead and not (steps > bound).any():
+        return MoveScreen(n, {}, None, "", float(values[-1]))
+    outliers: dict[int, str] = {}
+    p = previous
+    i = 0
+    while i < n:
+        v = float(values[i])
+        if p is None:  # nothing before this row: judge it by the two rows after it
+            if i + 2 >= n and not at_end:
+                break
+            after, later = (float(values[i + 1]), float(values[i + 2])) if i + 2 < n else (v, v)
+            if far(after, v) and far(later, v) and not far(later, after):
+                outliers[i] = (
+                    f"absurd one-day move: first row {v:g} against {after:g} and {later:g} "
+                    f"on the next rows (x{v / after:.3g})"
+                )
+                i += 1
                 continue
-            self.last_value = float(value)
-        return flagged
+            p, i = v, i + 1
+            continue
+        if not far(v, p):
+            p, i = v, i + 1
+            continue
+        if i + 1 >= n:
+            if not at_end:
+                break
+            outliers[i] = (
+                f"absurd one-day move: {v:g} after {p:g} (x{v / p:.3g}) on the last row, "
+                "with no later row to confirm it"
+            )
+            i += 1
+            continue
+        after = float(values[i + 1])
+        if not far(after, p):
+            outliers[i] = (
+                f"absurd one-day move: {v:g} between {p:g} and {after:g} (x{v / p:.3g}, "
+                "reverted the next day)"
+            )
+            i += 1
+            continue
+        reason = (
+            f"x{v / p:.3g} ({p:g} -> {v:g}) and still {after:g} on the next row"
+            if not far(after, v)
+            else f"x{v / p:.3g} ({p:g} -> {v:g}), then {after:g} on the next row"
+        )
+        return MoveScreen(i, outliers, i, reason, p)
+    return MoveScreen(i, outliers, None, "", p)
+
+
+def _level_break(day: pd.Timestamp, size: str) -> str:
+    return (
+        f"level break on {day.date()}: adj_close moves {size}; a persistent break is not "
+        "a bad print (an unadjusted split, a rescaled history or another instrument?)"
+    )
+
+
+class _SeriesStream:
+    """Validates one series chunk by chunk, holding back the last rows until the
+    rows after them (needed to tell a spike from a level break) have been read."""
+
+    def __init__(self, layout: SeriesLayout, *, source: str, skip_empty: bool) -> None:
+        self.layout = layout
+        self.source = source
+        self.skip_empty = skip_empty
+        self.max_ratio = MAX_DAILY_RATIO[layout.kind]
+        self.last_accepted: float | None = None
+        self.rows_read = 0
+        self.held = pd.DataFrame(
+            {c: np.array([], dtype=float) for c in PRICE_COLUMNS},
+            index=pd.DatetimeIndex([], name="date"),
+        )
+        self.held_lines = np.array([], dtype=int)
+        self.held_raw: list[str] = []
+
+    def push(
+        self,
+        cells: np.ndarray,
+        *,
+        dates: pd.DatetimeIndex,
+        lines: np.ndarray,
+        raw: list[str],
+    ) -> PriceChunk:
+        frame, keep = parse_series(
+            cells,
+            self.layout,
+            dates=dates,
+            lines=lines,
+            source=self.source,
+            skip_empty=self.skip_empty,
+        )
+        kept_lines = lines[keep]
+        check_values(frame, kind=self.layout.kind, source=self.source, lines=kept_lines)
+        kept_raw = [r for r, k in zip(raw, keep, strict=True) if k]
+        read = len(frame)
+        self.rows_read += read
+        if len(self.held):
+            frame = pd.concat([self.held, frame])
+            kept_lines = np.concatenate([self.held_lines, kept_lines])
+            kept_raw = self.held_raw + kept_raw
+        return self._screen(frame, kept_lines, kept_raw, read, at_end=False)
+
+    def finish(self, last_line: int) -> PriceChunk:
+        if self.rows_read == 0:  # e.g. a ticker yfinance failed to download: empty columns
+            raise DataValidationError(
+                f"no values for {self.layout.symbol} on any row", source=self.source, line=last_line
+            )
+        return self._screen(self.held, self.held_lines, self.held_raw, 0, at_end=True)
+
+    def _screen(
+        self, frame: pd.DataFrame, lines: np.ndarray, raw: list[str], read: int, at_end: bool
+    ) -> PriceChunk:
+        values = frame["adj_close"].to_numpy(dtype=float) if len(frame) else np.array([])
+        screen = screen_moves(
+            values, max_ratio=self.max_ratio, previous=self.last_accepted, at_end=at_end
+        )
+        if screen.break_at is not None:
+            i = screen.break_at
+            raise DataValidationError(
+                _level_break(frame.index[i], screen.break_reason),
+                source=self.source,
+                line=int(lines[i]),
+                field="adj_close",
+            )
+        self.last_accepted = screen.last_accepted
+        n = screen.decided
+        self.held, self.held_lines, self.held_raw = frame.iloc[n:], lines[n:], raw[n:]
+        decided = frame.iloc[:n]
+        outliers = np.zeros(n, dtype=bool)
+        outliers[list(screen.outliers)] = True
+        quarantined = [
+            QuarantinedRow(
+                date=decided.index[i].date(), line=int(lines[i]), reason=reason, raw=raw[i]
+            )
+            for i, reason in sorted(screen.outliers.items())
+        ]
+        return PriceChunk(
+            symbol=self.layout.symbol,
+            kind=self.layout.kind,
+            rows=decided[~outliers],
+            quarantined=quarantined,
+            rows_read=read,
+        )
 
 
 def validate_rows(
@@ -197,202 +673,193 @@ def validate_rows(
     symbol: str,
     kind: SeriesKind,
     source: str,
-    lines: np.ndarray | None,
-    guard: JumpGuard,
     today: dt.date,
-    raw_text: pd.DataFrame | None = None,
+    previous: float | None = None,
 ) -> PriceChunk:
-    """Validate parsed rows (index date, numeric PRICE_COLUMNS) in file order.
+    """Validate a whole series already in memory (a yfinance download), in date order.
 
-    Raises DataValidationError for future dates; quarantines non-positive
-    prices and absurd jumps. Duplicates and order are checked by the caller,
-    which sees rows across chunks."""
-    dates = frame.index
-    future = dates.date > today if len(dates) else np.array([], dtype=bool)
-    if future.any():
-        i = int(np.argmax(future))
+    ``previous`` is the stored adjusted close just before the first row, if any."""
+    if len(frame):
+        check_dates(frame.index, previous=None, today=today, source=source, lines=None)
+    check_values(frame, kind=kind, source=source, lines=None)
+    values = frame["adj_close"].to_numpy(dtype=float)
+    screen = screen_moves(values, max_ratio=MAX_DAILY_RATIO[kind], previous=previous, at_end=True)
+    if screen.break_at is not None:
         raise DataValidationError(
-            f"date {dates[i].date()} is in the future (today is {today})",
+            _level_break(frame.index[screen.break_at], screen.break_reason),
             source=source,
-            line=None if lines is None else int(lines[i]),
-            field="date",
+            field="adj_close",
         )
-    quarantined: list[QuarantinedRow] = []
-    price_columns = ["open", "high", "low", "close", "adj_close"]
-    values = frame[price_columns].to_numpy(dtype=float)
-    if kind is SeriesKind.RATE:
-        bad_value = np.zeros(len(frame), dtype=bool)
-    else:
-        bad_value = np.nan_to_num(values, nan=1.0).min(axis=1) <= 0
-    keep = ~bad_value
-    jump = np.zeros(len(frame), dtype=bool)
-    jump[keep] = guard.check(frame["adj_close"].to_numpy(dtype=float)[keep])
-    for i in np.flatnonzero(bad_value | jump):
-        column = price_columns[int(np.argmin(np.nan_to_num(values[i], nan=1.0)))]
-        reason = (
-            f"non-positive price in '{column}': {values[i][price_columns.index(column)]}"
-            if bad_value[i]
-            else f"absurd one-day move: {frame['adj_close'].iloc[i]} "
-            f"vs last accepted {guard_last(guard, frame, i, jump)}"
+    outliers = np.zeros(len(frame), dtype=bool)
+    outliers[list(screen.outliers)] = True
+    quarantined = [
+        QuarantinedRow(
+            date=frame.index[i].date(),
+            line=None,
+            reason=reason,
+            raw=",".join(str(v) for v in frame.iloc[i].tolist()),
         )
-        quarantined.append(
-            QuarantinedRow(
-                date=dates[i].date(),
-                line=None if lines is None else int(lines[i]),
-                reason=reason,
-                raw=",".join(raw_text.iloc[i].tolist())
-                if raw_text is not None
-                else ",".join(str(v) for v in frame.iloc[i].tolist()),
-            )
-        )
-    accepted = frame[~(bad_value | jump)]
+        for i, reason in sorted(screen.outliers.items())
+    ]
     return PriceChunk(
-        symbol=symbol, kind=kind, rows=accepted, quarantined=quarantined, rows_read=len(frame)
+        symbol=symbol,
+        kind=kind,
+        rows=frame[~outliers],
+        quarantined=quarantined,
+        rows_read=len(frame),
     )
 
 
-def guard_last(guard: JumpGuard, frame: pd.DataFrame, i: int, jump: np.ndarray) -> float | None:
-    """Last accepted adj_close before row i (for the quarantine message)."""
-    previous = frame["adj_close"].to_numpy(dtype=float)[:i][~jump[:i]]
-    return float(previous[-1]) if len(previous) else guard.last_value
+# --- reading CSV files (I/O) ------------------------------------------------------
+
+
+def _read_header(
+    reader: Iterable[list[str]], line_of: Callable[[], int]
+) -> tuple[list[tuple[int, list[str]]], tuple[int, list[str]] | None]:
+    """Header lines (blank lines left out) up to the first data row, and that row."""
+    header: list[tuple[int, list[str]]] = []
+    for cells in reader:
+        role = line_role(cells)
+        if role == "blank":
+            continue
+        if role == "data":
+            return header, (line_of(), cells)
+        header.append((line_of(), cells))
+        if role == "unknown" or len(header) > 20:
+            break  # parse_header reports it; never read a headerless file to its end
+    return header, None
+
+
+def _layout_of(reader: Any, path: Path) -> tuple[CsvLayout, tuple[int, list[str]]]:
+    """Read the header lines and the first data row through ``reader`` (a csv.reader)."""
+    header, first = _read_header(reader, lambda: reader.line_num)
+    layout = parse_header(header, first, source=str(path), file_symbol=symbol_for_file(path))
+    if first is None:
+        raise DataValidationError(
+            "no data rows after the header", source=str(path), line=layout.header_end + 1
+        )
+    return layout, first
+
+
+def read_csv_layout(path: Path) -> CsvLayout:
+    """The layout (symbols, columns) of a CSV file, from its first lines only."""
+    stream = _read_csv(path, today=None, chunk_rows=CHUNK_ROWS)
+    try:
+        layout = next(stream)
+    finally:
+        stream.close()
+    assert isinstance(layout, CsvLayout)
+    return layout
+
+
+def csv_symbols(path: Path) -> list[str]:
+    """Symbols a CSV file holds (from its Ticker line, else its name); never raises."""
+    try:
+        return [series.symbol for series in read_csv_layout(path).series]
+    except (DataValidationError, OSError):
+        return [symbol_for_file(path)]
 
 
 def read_csv_file(
-    path: Path, *, today: dt.date, last_value: float | None = None, chunk_rows: int = CHUNK_ROWS
+    path: Path, *, today: dt.date, chunk_rows: int = CHUNK_ROWS
 ) -> Iterator[PriceChunk]:
-    """Stream a CSV file as validated chunks (the file is never loaded whole).
+    """Stream a CSV file as validated chunks, one per series and block of rows
+    (the file is never loaded whole).
 
     The caller must consume every chunk inside one transaction: a
     DataValidationError may come from any chunk, and nothing may be written then.
     """
+    stream = _read_csv(path, today=today, chunk_rows=chunk_rows)
+    next(stream)  # the layout
+    yield from stream  # type: ignore[misc]
+
+
+def _read_csv(
+    path: Path, *, today: dt.date | None, chunk_rows: int
+) -> Generator[CsvLayout | PriceChunk, None, None]:
+    """The file's layout, then its validated chunks (stops after the layout if ``today``
+    is None). Decoding and CSV quoting errors become DataValidationError."""
     source = str(path)
     with path.open("r", encoding="utf-8-sig", newline="") as handle:
-        first_line = handle.readline()
-    if not first_line.strip():
-        raise DataValidationError("file is empty", source=source, line=1)
-    layout = _detect_layout(path, first_line)
-    symbol = symbol_for_file(path)
-    guard = JumpGuard(MAX_DAILY_RATIO[layout.kind], last_value)
-    previous_date: pd.Timestamp | None = None
-    rows_seen = 0
-    try:
-        reader = pd.read_csv(
-            path,
-            skiprows=layout.header_lines,
-            header=None,
-            dtype=str,
-            keep_default_na=False,
-            chunksize=chunk_rows,
-            encoding="utf-8-sig",
-            on_bad_lines="error",
-            engine="c",
-        )
-        for raw in reader:
-            if raw.empty:
-                continue
-            lines = np.arange(len(raw)) + layout.header_lines + rows_seen + 1
-            rows_seen += len(raw)
-            raw = _name_columns(raw, layout, source, lines)
-            frame = _parse_chunk(raw, layout, source, lines)
-            dates = frame.index
-            _check_order(dates, previous_date, source, lines)
-            previous_date = dates[-1]
-            yield validate_rows(
-                frame,
-                symbol=symbol,
-                kind=layout.kind,
+        reader = csv.reader(handle)
+        try:
+            layout, first = _layout_of(reader, path)
+            yield layout
+            if today is None:
+                return
+            date_format = layout.date_format or ""
+            multi = len(layout.series) > 1
+            streams = [
+                _SeriesStream(series, source=source, skip_empty=multi) for series in layout.series
+            ]
+            previous_date: pd.Timestamp | None = None
+            for lines, block in _blocks(reader, first, layout, source, chunk_rows):
+                cells = np.array(block, dtype=object).reshape(len(block), layout.n_fields)
+                dates = _parse_dates(cells[:, 0], date_format, source, lines)
+                check_dates(dates, previous=previous_date, today=today, source=source, lines=lines)
+                previous_date = dates[-1]
+                raw = [",".join(row) for row in block]
+                for stream in streams:
+                    yield stream.push(cells, dates=dates, lines=lines, raw=raw)
+            for stream in streams:
+                yield stream.finish(reader.line_num)
+        except UnicodeDecodeError as error:
+            raise DataValidationError(
+                f"not a UTF-8 text file ({error.reason})", source=source
+            ) from None
+        except csv.Error as error:
+            raise DataValidationError(
+                f"malformed CSV: {error}", source=source, line=reader.line_num or None
+            ) from None
+
+
+def _blocks(
+    reader: Any,
+    first: tuple[int, list[str]],
+    layout: CsvLayout,
+    source: str,
+    chunk_rows: int,
+) -> Iterator[tuple[np.ndarray, list[list[str]]]]:
+    """Data rows in blocks of ``chunk_rows``, with their line numbers; blank lines
+    are skipped, a row with the wrong number of fields is refused."""
+    lines: list[int] = []
+    block: list[list[str]] = []
+
+    expected = layout.n_fields
+    numbered = itertools.chain([first], ((reader.line_num, cells) for cells in reader))
+    for line, cells in numbered:
+        if len(cells) != expected:
+            if not cells or (len(cells) == 1 and not cells[0].strip()):
+                continue  # a blank line
+            raise DataValidationError(
+                f"malformed row: {len(cells)} fields, expected {expected}",
                 source=source,
-                lines=lines,
-                guard=guard,
-                today=today,
-                raw_text=raw,
+                line=line,
             )
-    except pd.errors.EmptyDataError:
-        pass  # header lines only: reported below as "no data rows"
-    except pd.errors.ParserError as error:
-        raise DataValidationError(f"malformed row: {error}".strip(), source=source) from None
-    if rows_seen == 0:
-        raise DataValidationError(
-            "no data rows after the header", source=source, line=layout.header_lines + 1
-        )
+        lines.append(line)
+        block.append(cells)
+        if len(block) >= chunk_rows:
+            yield np.array(lines), block
+            lines, block = [], []
+    if block:
+        yield np.array(lines), block
 
 
-def _name_columns(
-    raw: pd.DataFrame, layout: CsvLayout, source: str, lines: np.ndarray
-) -> pd.DataFrame:
-    """Check the field count of every row, then name the columns."""
-    expected = len(layout.columns)
-    if raw.shape[1] != expected:
-        raise DataValidationError(
-            f"malformed row: {raw.shape[1]} fields, expected {expected}",
-            source=source,
-            line=int(lines[0]),
-        )
-    short = raw.isna().any(axis=1).to_numpy()  # the parser pads short rows with NaN
-    if short.any():
-        i = int(np.argmax(short))
-        fields = int(raw.iloc[i].notna().sum())
-        raise DataValidationError(
-            f"malformed row: {fields} fields, expected {expected}",
-            source=source,
-            line=int(lines[i]),
-        )
-    raw.columns = list(layout.columns)
-    return raw
-
-
-def _parse_chunk(
-    raw: pd.DataFrame, layout: CsvLayout, source: str, lines: np.ndarray
-) -> pd.DataFrame:
-    date_text = raw["date"].str.strip().str.slice(0, 10)
-    dates = pd.to_datetime(date_text, format=layout.date_format, errors="coerce")
+def _parse_dates(
+    text: np.ndarray, date_format: str, source: str, lines: np.ndarray
+) -> pd.DatetimeIndex:
+    # The day only: yfinance may add a time and a zone ("2024-11-04 00:00:00-05:00").
+    day = pd.Series([cell.strip().split(" ", 1)[0].split("T", 1)[0] for cell in text])
+    dates = pd.to_datetime(day, format=date_format, errors="coerce")
     if dates.isna().any():
         i = int(np.argmax(dates.isna().to_numpy()))
         raise DataValidationError(
-            f"unparseable date {raw['date'].iloc[i]!r} (expected {layout.date_format})",
+            f"unparseable date {text[i]!r} (expected {date_format})",
             source=source,
             line=int(lines[i]),
             field="date",
         )
-    parsed: dict[str, Any] = {}
-    for column in PRICE_COLUMNS:
-        if column not in raw:
-            parsed[column] = np.full(len(raw), np.nan)
-            continue
-        text = raw[column].str.strip()
-        numbers = pd.to_numeric(text, errors="coerce")
-        not_numeric = numbers.isna() & (text != "")
-        missing = (text == "") & (column in layout.required)
-        bad = (not_numeric | missing).to_numpy()
-        if bad.any():
-            i = int(np.argmax(bad))
-            what = "missing value" if missing.iloc[i] else f"not a number: {raw[column].iloc[i]!r}"
-            raise DataValidationError(what, source=source, line=int(lines[i]), field=column)
-        parsed[column] = numbers.to_numpy(dtype=float)
-    return pd.DataFrame(parsed, index=pd.DatetimeIndex(dates.to_numpy(), name="date"))
-
-
-def _check_order(
-    dates: pd.DatetimeIndex, previous: pd.Timestamp | None, source: str, lines: np.ndarray
-) -> None:
-    values = dates.to_numpy()
-    steps = np.diff(values)
-    if previous is not None and len(values):
-        steps = np.concatenate([[values[0] - previous.to_datetime64()], steps])
-        offset = 0
-    else:
-        offset = 1
-    not_increasing = steps <= np.timedelta64(0, "ns")
-    if not_increasing.any():
-        i = int(np.argmax(not_increasing)) + offset
-        problem = (
-            "duplicate date"
-            if steps[i - offset] == np.timedelta64(0, "ns")
-            else "date out of order"
-        )
-        raise DataValidationError(
-            f"{problem} {dates[i].date()}", source=source, line=int(lines[i]), field="date"
-        )
+    return pd.DatetimeIndex(dates.to_numpy(), name="date")
 
 
 # --- yfinance -----------------------------------------------------------------
@@ -477,19 +944,16 @@ def normalise_yfinance(frame: pd.DataFrame, symbols: list[str]) -> dict[str, pd.
     return out
 
 
-def kind_for_symbol(symbol: str) -> SeriesKind:
-    return SeriesKind.INDEX if symbol.startswith("^") else SeriesKind.ETF
-
-
 def read_folder_closes(
     folder: Path, symbols: tuple[str, ...] | list[str], *, today: dt.date
 ) -> dict[str, pd.Series]:
     """Adjusted closes of ``symbols`` straight from a CSV folder (no database):
     for benchmarks and offline scripts. Quarantined rows are left out, as in the store."""
-    closes: dict[str, pd.Series] = {}
+    closes: dict[str, list[pd.Series]] = {}
     for path in sorted(folder.glob("*.csv")):
-        symbol = symbol_for_file(path)
-        if symbol in symbols:
-            chunks = [c.rows["adj_close"] for c in read_csv_file(path, today=today)]
-            closes[symbol] = pd.concat(chunks).rename(symbol)
-    return closes
+        if not set(csv_symbols(path)) & set(symbols):
+            continue
+        for chunk in read_csv_file(path, today=today):
+            if chunk.symbol in symbols:
+                closes.setdefault(chunk.symbol, []).append(chunk.rows["adj_close"])
+    return {symbol: pd.concat(parts).rename(symbol) for symbol, parts in closes.items()}

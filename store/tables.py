@@ -143,11 +143,97 @@ backtest_runs = Table(
     Column("duration_ms", Float, nullable=False),
 )
 
-# Held while an admin refresh runs, so only one runs at a time (SQLite and Postgres).
-locks = Table(
-    "locks",
+# --- the daily cycle ----------------------------------------------------------------
+
+# One row per `deepregime update` (CLI, admin refresh or scheduler): what it did and how.
+update_runs = Table(
+    "update_runs",
     metadata,
-    Column("name", String(64), primary_key=True),
-    Column("holder", String(128), nullable=False),
-    Column("acquired_at", DateTime(timezone=True), nullable=False),
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("trigger", String(16), nullable=False),  # cli | api | schedule
+    Column("source", String(16), nullable=False),
+    Column("status", String(16), nullable=False),  # running | published | unchanged | held | failed
+    Column("summary", JSON, nullable=True),
+    Column("message", Text, nullable=True),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+)
+
+# The publication ledger: append-only (database triggers refuse UPDATE and DELETE).
+# ``body`` is the exact JSON answer published; ``body_sha256`` its digest.
+publications = Table(
+    "publications",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("day", Date, nullable=False, index=True),
+    Column("policy", String(32), nullable=False),  # rules | ensemble | model:filter | ...
+    Column("rule_set_version", String(64), nullable=False),
+    Column("model_version", String(64), nullable=True),
+    Column("data_fingerprint", String(64), nullable=False),
+    Column("run_id", Integer, ForeignKey("update_runs.id"), nullable=True),
+    Column("published_at", DateTime(timezone=True), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("body_sha256", String(64), nullable=False),
+)
+
+# Changes to stored prices of days already stored: applied (rescaling or accepted)
+# or held (refused until `--accept-revisions`).
+price_revisions = Table(
+    "price_revisions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", Integer, ForeignKey("update_runs.id"), nullable=True),
+    Column("symbol", String(32), nullable=False),
+    Column("first_date", Date, nullable=False),
+    Column("last_date", Date, nullable=False),
+    Column("days", Integer, nullable=False),
+    Column("old_adj_close", Float, nullable=True),  # on first_date
+    Column("new_adj_close", Float, nullable=True),
+    Column("factor", Float, nullable=True),  # new / old, for a rescaling
+    Column("max_change", Float, nullable=False),  # largest relative change of a day
+    Column("kind", String(16), nullable=False),  # rescale | correction
+    Column("status", String(16), nullable=False),  # applied | accepted | held
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+)
+
+webhook_subscriptions = Table(
+    "webhook_subscriptions",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("secret", String(128), nullable=False),  # whsec_<base64>, Standard Webhooks
+    Column("description", Text, nullable=True),
+    Column("policy", String(32), nullable=True),  # events of this policy; NULL: the default
+    Column("active", Integer, nullable=False, default=1),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# Durable outbox: one row per (event, subscription), written in the publishing
+# transaction and delivered at least once, with retries and backoff.
+webhook_outbox = Table(
+    "webhook_outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("event_id", String(64), nullable=False),  # webhook-id header, stable across retries
+    Column("subscription_id", String(36), ForeignKey("webhook_subscriptions.id"), nullable=False),
+    Column("publication_id", Integer, ForeignKey("publications.id"), nullable=True),
+    Column("event_type", String(64), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("status", String(16), nullable=False),  # pending | delivered | failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("delivered_at", DateTime(timezone=True), nullable=True),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("outbox_id", Integer, ForeignKey("webhook_outbox.id"), nullable=False),
+    Column("attempted_at", DateTime(timezone=True), nullable=False),
+    Column("status_code", Integer, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("duration_ms", Float, nullable=False),
 )

@@ -28,10 +28,9 @@ from fastapi.testclient import TestClient
 from app.deps import get_clock
 from app.main import create_app
 from app.settings import Settings
-from core.rules import PUBLISHED_FRAMEWORK
+from operations.models import ModelSlot, load_active_model
+from operations.update import UpdateReport, run_update
 from store.db import make_engine
-from store.ingest import ingest_csv_folder
-from store.pipeline import refresh_features, refresh_regimes
 
 LAST_DAY = dt.date(2012, 4, 5)
 N_DAYS = 300
@@ -87,15 +86,29 @@ def write_csv_folder(folder: Path, frame: pd.DataFrame) -> Path:
     return folder
 
 
-def load_market(database_url: str, folder: Path, today: dt.date = LAST_DAY) -> None:
-    """Ingest the folder and compute features and published regimes (the real pipeline)."""
+def load_market(
+    database_url: str, folder: Path, today: dt.date = LAST_DAY, model: ModelSlot | None = None
+) -> UpdateReport:
+    """Run the daily cycle on the folder (ingest, features, regimes, publication)."""
     engine = make_engine(database_url)
+    settings = Settings(
+        database_url=database_url,
+        data_source="csv",
+        data_path=folder,
+        model_dir=folder / "no-models",
+        _env_file=None,
+    )
+    moment = dt.datetime.combine(today, dt.time(23, 0), tzinfo=dt.UTC)
     try:
-        results = ingest_csv_folder(engine, folder, today=today)
-        assert all(r.status != "rejected" for r in results), [r.summary() for r in results]
-        with engine.begin() as connection:
-            refresh_features(connection)
-            refresh_regimes(connection, PUBLISHED_FRAMEWORK)
+        report = run_update(
+            engine,
+            settings=settings,
+            model=model or load_active_model(engine, settings.model_dir),
+            trigger="cli",
+            clock=lambda: moment,
+        )
+        assert not report.rejected, report.rejected
+        return report
     finally:
         engine.dispose()
 

@@ -28,21 +28,22 @@ def version(models_dir):
 
 
 def test_model_policies_after_activation(settings, version):
+    """Activation scores the history and publishes; every route then reads stored outputs."""
     with running(settings) as client:
-        # Loaded from disk at start with no stored outputs: the day is scored on demand.
-        before = client.get("/regime/today").json()["model"]
-        assert (before["version"], before["available"], before["regime"]) == (version, True, 1)
-        assert before["p_distressed"] == pytest.approx(expected_p_distressed([20.0] * 5), rel=1e-6)
-        assert (
-            client.get("/regimes", params={"start": LAST}).json()["items"][0]["model_regime"]
-            is None
-        )  # the history holds stored outputs only
+        # On disk but neither activated nor updated since: nothing is scored or
+        # published for it, and no read path scores a day on the fly.
+        before = client.get(f"/regime/{LAST}").json()["model"]
+        assert (before["version"], before["available"]) == (version, False)
+        assert "no model output stored" in before["reason"]
+        assert client.get("/regime/today").json()["model"]["available"] is False  # as published
 
         activated = client.post(f"/admin/models/{version}/activate", headers=admin())
         assert activated.status_code == 200, activated.text
         # All six features exist from day 20 (20-day return and volatility need 20
         # returns); a 5-day window ending on day 24 is the first complete one.
         assert activated.json()["outputs_written"] == len(DAYS) - 24
+        # Every served answer changed (the model part at least): four publications.
+        assert activated.json()["publications"] == 4
 
         today = client.get("/regime/today", params={"policy": "model"}).json()
         assert today["model"] == {
@@ -116,8 +117,8 @@ def test_a_model_failing_its_sha256_check_leaves_the_rules_serving(settings, ver
         today = client.get("/regime/today")
         assert today.status_code == 200
         assert today.json()["regime"] == "risk-off"
-        reason = today.json()["model"]["reason"]
-        assert today.json()["model"]["available"] is False and "sha256" in reason
+        day = client.get(f"/regime/{LAST}").json()  # the service's model now, not as published
+        assert day["model"]["available"] is False and "sha256" in day["model"]["reason"]
         ready = client.get("/ready").json()
         assert ready["status"] == "degraded"
         assert ready["checks"]["model"]["ok"] is False

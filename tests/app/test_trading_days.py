@@ -6,9 +6,7 @@ import datetime as dt
 
 import pytest
 
-from app.schemas import ModelPart, RegimeReport, RulesPart
-from app.services import with_staleness
-from app.trading_days import TradingCalendar
+from operations.trading_days import TradingCalendar
 
 UTC = dt.UTC
 
@@ -46,23 +44,11 @@ def test_sessions_between_counts_only_sessions(calendar):
     assert calendar.sessions_between(dt.date(2024, 7, 9), dt.date(2024, 7, 8)) == 0
 
 
-def test_staleness_compares_the_day_with_the_expected_session():
-    report = RegimeReport(
-        as_of=dt.date(2024, 7, 3),
-        regime="risk-on",
-        exposure=1.0,
-        policy="rules",
-        rules=RulesPart(
-            rule_set="r",
-            votes=0,
-            available=3,
-            enabled=3,
-            regime="risk-on",
-            exposure=1.0,
-            filters={},
-        ),
-        model=ModelPart(available=False, reason="none"),
-    )
-    assert with_staleness(report, dt.date(2024, 7, 3)).stale is False
-    late = with_staleness(report, dt.date(2024, 7, 5))
-    assert (late.stale, late.expected_as_of) == (True, dt.date(2024, 7, 5))
+def test_closes_after_a_day_include_early_closes(calendar):
+    closes = calendar.closes_from(dt.date(2024, 12, 23), days=3)
+    # Christmas Eve closes at 13:00 New York (18:00 UTC); Christmas is a holiday.
+    assert [c.isoformat() for c in closes] == [
+        "2024-12-23T21:00:00+00:00",
+        "2024-12-24T18:00:00+00:00",
+        "2024-12-26T21:00:00+00:00",
+    ]

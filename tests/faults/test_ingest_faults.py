@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from store.db import make_engine
 from store.ingest import ingest_csv_folder
@@ -31,7 +32,9 @@ def market_folder(tmp_path: Path) -> Path:
     folder = tmp_path / "market"
     folder.mkdir()
     (folder / "SPY.csv").write_text(yf_rows(pd.bdate_range("1990-01-01", periods=6000), start=50))
-    (folder / "HYG.csv").write_text(yf_rows(pd.bdate_range("2000-01-03", periods=3000), start=60))
+    (folder / "HYG.csv").write_text(
+        yf_rows(pd.bdate_range("2000-01-03", periods=3000), start=60, symbol="HYG")
+    )
     return folder
 
 
@@ -147,3 +150,46 @@ def test_concurrent_ingests_of_the_same_folder_agree_with_one(database_url, tmp_
     assert len({(row[0], row[1]) for row in snapshot}) == 9000  # no duplicates
     for engine in engines:
         engine.dispose()
+
+
+def test_a_database_error_mid_file_rolls_it_back_and_the_folder_goes_on(
+    database_url, tmp_path, monkeypatch
+):
+    import store.ingest as ingest
+
+    folder = market_folder(tmp_path)
+    engine = make_engine(database_url)
+    ingest_csv_folder(engine, folder, today=TODAY)
+    clean = table_snapshot(engine)
+    # New values for every row of both files, so each chunk goes through upsert.
+    (folder / "HYG.csv").write_text(
+        yf_rows(pd.bdate_range("2000-01-03", periods=3000), start=61, symbol="HYG")
+    )
+    (folder / "SPY.csv").write_text(yf_rows(pd.bdate_range("1990-01-01", periods=6000), start=51))
+    calls = {"n": 0}
+    original_upsert, original_read = ingest.upsert, ingest.read_csv_file
+
+    def failing_upsert(connection, table, rows):
+        calls["n"] += 1
+        if calls["n"] == 3:  # two chunks of HYG.csv are written inside its transaction
+            raise OperationalError("UPDATE prices", {}, Exception("server closed the connection"))
+        return original_upsert(connection, table, rows)
+
+    monkeypatch.setattr(ingest, "upsert", failing_upsert)
+    monkeypatch.setattr(
+        ingest,
+        "read_csv_file",
+        lambda path, today, chunk_rows: original_read(path, today=today, chunk_rows=500),
+    )
+    results = ingest_csv_folder(engine, folder, today=TODAY)
+    assert [(r.symbol, r.status) for r in results] == [("HYG", "rejected"), ("SPY", "ingested")]
+    assert results[0].message.startswith("unexpected error: OperationalError")
+    after = table_snapshot(engine)
+    assert [row for row in after if row[0] == "HYG"] == [row for row in clean if row[0] == "HYG"]
+    assert [row[2] for row in after if row[0] == "SPY"][:2] == [51.0, 51.1]
+    with engine.connect() as connection:
+        audit = connection.execute(
+            select(ingest_runs.c.symbol, ingest_runs.c.status).order_by(ingest_runs.c.id)
+        ).all()
+    assert [tuple(row) for row in audit][-2:] == [("HYG", "rejected"), ("SPY", "ingested")]
+    engine.dispose()

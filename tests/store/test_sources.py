@@ -11,9 +11,9 @@ import pytest
 
 from core.errors import DataValidationError
 from store.sources import (
-    JumpGuard,
     normalise_yfinance,
     read_csv_file,
+    screen_moves,
     symbol_for_file,
 )
 
@@ -135,6 +135,13 @@ BAD_FILES = [
     ),
     ("future date", "SPY.csv", YF_HEADER + "2030-01-02 00:00:00,1,1,1,1,1,1\n", "in the future", 4),
     (
+        "non-positive price",
+        "SPY.csv",
+        YF_HEADER + YF_ROWS[0] + "\n2024-01-03 00:00:00,-5,1,1,1,1,1\n" + YF_ROWS[2] + "\n",
+        "field 'adj_close': non-positive price: -5 (2024-01-03)",
+        5,
+    ),
+    (
         "ragged row",
         "VIX_History.csv",
         CBOE_HEADER + CBOE_ROWS[0] + ",99,98\n",
@@ -167,25 +174,18 @@ def test_error_in_a_late_chunk_is_raised_before_the_stream_ends(tmp_path):
         list(read_csv_file(path, today=TODAY, chunk_rows=5))
 
 
-def test_non_positive_prices_are_quarantined_with_line(tmp_path):
-    content = YF_HEADER + YF_ROWS[0] + "\n2024-01-03 00:00:00,-5,1,1,1,1,1\n" + YF_ROWS[2] + "\n"
-    rows, quarantined = read_all(write(tmp_path, "SPY.csv", content))
-    assert len(rows) == 2
-    assert [(q.line, q.date) for q in quarantined] == [(5, dt.date(2024, 1, 3))]
-    assert "non-positive price in 'adj_close'" in quarantined[0].reason
-    assert quarantined[0].raw.startswith("2024-01-03")
-
-
 def test_single_bad_print_is_quarantined_without_flagging_the_recovery():
-    guard = JumpGuard(max_ratio=4.0)
     # The real VVIX defect: 71.73 then an impossible 15.71, then 27.94.
-    flagged = guard.check(np.array([71.73, 15.71, 27.94, 28.60]))
-    assert flagged.tolist() == [False, True, False, False]
+    screen = screen_moves(
+        np.array([71.73, 15.71, 27.94, 28.60]), max_ratio=4.0, previous=None, at_end=True
+    )
+    assert (list(screen.outliers), screen.break_at, screen.decided) == ([1], None, 4)
 
 
 def test_large_real_moves_of_volatility_indices_pass():
     # VIX on 2018-02-05: 17.31 -> 37.32 (x2.16), a real print.
-    assert not JumpGuard(max_ratio=4.0).check(np.array([17.31, 37.32])).any()
+    screen = screen_moves(np.array([17.31, 37.32]), max_ratio=4.0, previous=None, at_end=True)
+    assert (screen.outliers, screen.break_at) == ({}, None)
 
 
 # --- yfinance -----------------------------------------------------------------

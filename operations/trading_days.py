@@ -56,3 +56,10 @@ class TradingCalendar:
         end = min(max(pd.Timestamp(last), bounds[0]), bounds[1])
         sessions = self._calendar.sessions_in_range(start, end)
         return int((sessions > pd.Timestamp(first)).sum())
+
+    def closes_from(self, first: dt.date, days: int = 15) -> list[dt.datetime]:
+        """Close times (aware UTC) of the sessions from ``first`` over ``days`` calendar days."""
+        start = max(pd.Timestamp(first), self._calendar.first_session)
+        end = min(start + pd.Timedelta(days=days), self._calendar.last_session)
+        sessions = self._calendar.sessions_in_range(start, end)
+        return [self._calendar.session_close(s).to_pydatetime() for s in sessions]

@@ -9,17 +9,34 @@ service on the rule engine, with the reason kept in the ModelSlot.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.state import ModelSlot
 from inference.predictor import RegimePredictor
 from inference.registry import list_versions
 from store.model_registry import active_version
 
-log = logging.getLogger("deepregime.app")
+log = logging.getLogger("deepregime.models")
+
+
+@dataclass(frozen=True)
+class ModelSlot:
+    """The loaded classifier (``predictor``) or why none serves (``reason``)."""
+
+    predictor: RegimePredictor | None = None
+    version: str | None = None  # the version meant to serve, even when it failed to load
+    reason: str | None = None
+
+    @property
+    def loaded(self) -> bool:
+        return self.predictor is not None
+
+    @classmethod
+    def unavailable(cls, reason: str, version: str | None = None) -> ModelSlot:
+        return cls(predictor=None, version=version, reason=reason)
 
 
 def choose_version(engine: Engine, models_dir: Path) -> tuple[str | None, str]:

@@ -1,0 +1,147 @@
+"""Backtests on the stored history, for the command line and the API alike."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+import pandas as pd
+from sqlalchemy import Connection, Engine
+
+from backtest.rates import daily_cash_rate
+from backtest.runner import BacktestInputs, run_backtest
+from backtest.schemas import BacktestRequest
+from backtest.strategies import uses_model
+from core.errors import DataValidationError, ModelUnavailableError, NoDataError
+from core.features import SPY
+from operations.models import ModelSlot
+from store.backtest_runs import StoredRun, save_run
+from store.repository import load_closes, load_features, load_model_outputs
+
+
+def load_backtest_inputs(
+    connection: Connection, *, request: BacktestRequest, model_version: str | None
+) -> BacktestInputs:
+    """The stored feature table (full history, for warm-up), SPY closes, the cash
+    rate when stored, and ``model_version``'s daily outputs when a strategy reads
+    the classifier. Raises NoDataError naming what is missing, including model
+    outputs that stop before the features do (the period would shrink silently)."""
+    features = load_features(connection)
+    if features.empty:
+        raise NoDataError("no features stored yet: run `deepregime update`")
+    rate_symbol = request.rate_source.value
+    # A few days before the first feature day, so the first day's cash rate is known.
+    since = features.index[0].date() - dt.timedelta(days=10)
+    closes = load_closes(connection, symbols=[SPY, rate_symbol], start=since)
+    if SPY not in closes:
+        raise NoDataError(f"no {SPY} prices stored: run `deepregime update`")
+    cash_rate = None
+    if rate_symbol in closes:
+        cash_rate = daily_cash_rate(rate_symbol, closes[rate_symbol], features.index)
+    elif request.cash_yield or request.financing:
+        raise NoDataError(f"cash yield and financing need {rate_symbol} in the store: ingest it")
+    outputs = None
+    if any(uses_model(strategy) for strategy in request.strategies):
+        if model_version is None:
+            raise NoDataError(
+                "a strategy reads the classifier, but no model is active "
+                "(activate one, or name a model version)"
+            )
+        outputs = load_model_outputs(connection, model_version=model_version)
+        if outputs.empty:
+            raise NoDataError(f"no daily outputs stored for model version {model_version!r}")
+        _check_outputs_cover(outputs, features.index, model_version, request)
+    return BacktestInputs(
+        features=features,
+        asset_close=closes[SPY],
+        cash_rate=cash_rate,
+        cash_rate_source=rate_symbol if cash_rate is not None else None,
+        model_outputs=outputs,
+        asset=SPY,
+    )
+
+
+def _check_outputs_cover(
+    outputs: pd.DataFrame, days: pd.DatetimeIndex, version: str, request: BacktestRequest
+) -> None:
+    """Model outputs must reach the last day the backtest covers."""
+    last_needed = days[-1] if request.end is None else min(days[-1], pd.Timestamp(request.end))
+    last_output = outputs.index[-1]
+    if last_output < last_needed:
+        missing = int(((days > last_output) & (days <= last_needed)).sum())
+        raise NoDataError(
+            f"model {version} has no stored output after {last_output.date()}, but the period "
+            f"runs to {last_needed.date()} ({missing} day(s) unscored): run `deepregime update` "
+            "or end the period earlier"
+        )
+
+
+def check_bounds(request: BacktestRequest, *, max_strategies: int) -> None:
+    """Refuse more strategies than the service runs in one request (422 naming the field)."""
+    if len(request.strategies) > max_strategies:
+        raise DataValidationError(
+            f"{len(request.strategies)} strategies in one request, at most {max_strategies} "
+            "accepted (DEEPREGIME_MAX_BACKTEST_STRATEGIES)",
+            field="body.strategies",
+        )
+
+
+def check_period(request: BacktestRequest, calendar: pd.DatetimeIndex) -> None:
+    """Refuse a period outside the stored data (422 naming the field)."""
+    first, last = calendar[0].date(), calendar[-1].date()
+    if request.start is not None and request.start > last:
+        raise DataValidationError(
+            f"{request.start} is after the last day of data ({last})", field="body.start"
+        )
+    if request.end is not None and request.end < first:
+        raise DataValidationError(
+            f"{request.end} is before the first day of data ({first})", field="body.end"
+        )
+
+
+def serving_inputs(
+    connection: Connection, *, request: BacktestRequest, model: ModelSlot
+) -> BacktestInputs:
+    """load_backtest_inputs for the serving model, after checking a model strategy has one."""
+    if any(uses_model(strategy) for strategy in request.strategies) and (
+        model.version is None or not model.loaded
+    ):
+        raise ModelUnavailableError(
+            f"a strategy reads the classifier, which is not serving: {model.reason}"
+        )
+    return load_backtest_inputs(connection, request=request, model_version=model.version)
+
+
+def run_and_store_backtest(
+    engine: Engine,
+    *,
+    request: BacktestRequest,
+    max_strategies: int,
+    model: ModelSlot,
+    cache: object | None = None,
+) -> StoredRun:
+    """Run the request on the stored data and store the run (request, result, duration).
+
+    ``cache`` (get/put, dropped on every publication and activation) keeps the
+    loaded inputs, so repeated runs skip the reads.
+    """
+    started = time.perf_counter()
+    check_bounds(request, max_strategies=max_strategies)
+    needs_model = any(uses_model(strategy) for strategy in request.strategies)
+    key = ("backtest-inputs", request.rate_source, model.version if needs_model else None)
+    inputs = cache.get(key) if cache is not None else None  # type: ignore[attr-defined]
+    if not isinstance(inputs, BacktestInputs):
+        with engine.connect() as connection:
+            inputs = serving_inputs(connection, request=request, model=model)
+        if cache is not None:
+            cache.put(key, inputs)  # type: ignore[attr-defined]
+    check_period(request, inputs.features.index)
+    result = run_backtest(request, inputs).result
+    duration_ms = (time.perf_counter() - started) * 1000
+    with engine.begin() as connection:
+        return save_run(
+            connection,
+            request=request.model_dump(mode="json"),
+            result=result.model_dump(mode="json"),
+            duration_ms=duration_ms,
+        )
