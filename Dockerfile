@@ -17,6 +17,7 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
     && pip install -r /tmp/requirements.txt
 COPY core core
 COPY store store
+COPY operations operations
 COPY app app
 COPY backtest backtest
 COPY inference inference

@@ -40,6 +40,7 @@ from app.limits import BodySizeLimit
 from app.metrics import MetricsMiddleware, ServiceMetrics
 from app.openapi import install_openapi
 from app.problems import install_problem_handlers
+from app.scheduling import start_scheduler
 from app.settings import Settings, get_settings
 from app.startup import start_service
 
@@ -74,6 +75,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     shutting_down.clear()
     undo_signals = routes_stream.chain_exit_signals(shutting_down)
     delivery = routes_webhooks.start_delivery(state.engine, app.state.settings, shutting_down)
+    start_scheduler(state, shutting_down)  # only with `serve --schedule`
     try:
         yield
     finally:

@@ -76,7 +76,9 @@ def publications(
     since: Annotated[
         dt.datetime | None, Query(description="Published at or after (ISO 8601; UTC if no zone).")
     ] = None,
-    after_id: Annotated[int | None, Query(ge=0, description="Only ids above this.")] = None,
+    after_id: Annotated[
+        int | None, Query(ge=0, le=2**31 - 1, description="Only ids above this.")
+    ] = None,
     policy: Annotated[
         str | None, Query(max_length=32, description="rules | ensemble | model:filter | ...")
     ] = None,

@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     # `deepregime serve --schedule` / `deepregime schedule` run the update this many
     # minutes after each NYSE close (early closes included).
     schedule_delay_minutes: float = Field(default=30.0, ge=0, le=24 * 60)
+    # The serving process runs the schedule itself (`deepregime serve --schedule`).
+    schedule_updates: bool = False
     # How often a serving process asks the ledger for its newest publication id, so an
     # update run by another process or replica is served within this delay.
     publication_check_s: float = Field(default=1.0, ge=0, le=60)

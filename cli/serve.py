@@ -18,6 +18,14 @@ def serve(
         int | None, typer.Option(min=1, max=65535, help="Port (default: DEEPREGIME_PORT).")
     ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    schedule: Annotated[
+        bool,
+        typer.Option(
+            "--schedule",
+            help="Also run `deepregime update` after each NYSE close "
+            "(+ DEEPREGIME_SCHEDULE_DELAY_MINUTES).",
+        ),
+    ] = False,
 ) -> None:
     """Serve the API (one process; stop with Ctrl-C). Refuses a schema behind the migrations."""
     import uvicorn
@@ -37,9 +45,18 @@ def serve(
     finally:
         engine.dispose()
     typer.echo(f"serving on http://{bind_host}:{bind_port} ({found}); docs at /docs")
+    if schedule or config.schedule_updates:
+        typer.echo(f"updates scheduled {config.schedule_delay_minutes:g} min after each NYSE close")
     # The wait for the database is done: the app's own start-up check must not repeat it.
     uvicorn.run(
-        create_app(config.model_copy(update={"startup_wait_s": 0.0})),
+        create_app(
+            config.model_copy(
+                update={
+                    "startup_wait_s": 0.0,
+                    "schedule_updates": schedule or config.schedule_updates,
+                }
+            )
+        ),
         host=bind_host,
         port=bind_port,
         log_level=log_level,

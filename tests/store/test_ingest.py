@@ -273,10 +273,10 @@ def test_an_unexpected_error_is_recorded_and_the_folder_goes_on(engine, tmp_path
     folder = make_folder(tmp_path)
     original = ingest.load_price_rows
 
-    def failing(connection, *, symbol):
+    def failing(connection, *, symbol, **dates):
         if symbol == "SPY":
             raise RuntimeError("disk on fire")
-        return original(connection, symbol=symbol)
+        return original(connection, symbol=symbol, **dates)
 
     monkeypatch.setattr(ingest, "load_price_rows", failing)
     results = ingest_csv_folder(engine, folder, today=TODAY)
