@@ -53,6 +53,7 @@ from store.repository import (
     utcnow,
     write_model_outputs,
 )
+from store.sources import Downloader
 from store.tables import update_runs
 
 if TYPE_CHECKING:
@@ -200,11 +201,17 @@ def _ingest(
     symbols: list[str],
     yfinance_start: dt.date,
     today: dt.date,
+    download: Downloader | None,
 ) -> list[IngestResult]:
     if source == "csv":
         return ingest_csv_folder(engine, path, today=today, apply_changes=False)
     return ingest_yfinance(
-        engine, symbols, today=today, default_start=yfinance_start, apply_changes=False
+        engine,
+        symbols,
+        today=today,
+        default_start=yfinance_start,
+        download=download,
+        apply_changes=False,
     )
 
 
@@ -323,10 +330,12 @@ def run_update(
     lock_wait_s: float = 0.0,
     clock: Callable[[], dt.datetime] = utcnow,
     deliver: bool = True,
+    download: Downloader | None = None,
 ) -> UpdateReport:
     """Run the daily cycle once (see the module docstring). Raises LockHeldError when
     another update holds the lock past ``lock_wait_s``; any other failure is recorded
-    in ``update_runs`` and raised, with nothing of steps 2-4 written."""
+    in ``update_runs`` and raised, with nothing of steps 2-4 written. ``download``
+    replaces yfinance's (same call and frame shape) for ``source="yfinance"``."""
     started = time.perf_counter()
     source = source or settings.data_source
     rule_set = rule_set_preset(settings.rule_set).validate()
@@ -344,6 +353,7 @@ def run_update(
                     symbols=settings.symbols,
                     yfinance_start=dt.date.fromisoformat(settings.yfinance_start),
                     today=clock().date(),
+                    download=download,
                 )
                 report.ingested = [r.summary() for r in results if r.status != "rejected"]
                 report.rejected = [r.summary() for r in results if r.status == "rejected"]
