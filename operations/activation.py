@@ -21,7 +21,7 @@ from inference.versions import validate_version
 from operations.answers import stored_span
 from operations.models import ModelSlot, load_slot
 from operations.publish import data_fingerprint, publish_latest
-from store.locks import REFRESH_LOCK, held_lock
+from store.locks import PUBLISH_LOCK, REFRESH_LOCK, held_lock, hold_for_transaction
 from store.model_registry import activate_predictor
 from store.repository import load_closes
 
@@ -57,6 +57,7 @@ def activate_model(
     rule_set = rule_set_preset(rule_set_name).validate()
     with held_lock(engine, REFRESH_LOCK, wait_s=lock_wait_s):
         with engine.begin() as connection:
+            hold_for_transaction(connection, PUBLISH_LOCK)
             outputs = activate_predictor(connection, predictor=slot.predictor)
             published = 0
             if stored_span(connection, rule_set) is not None:

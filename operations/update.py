@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Literal
 
 import pandas as pd
 from pydantic import BaseModel, Field
-from sqlalchemy import Connection, Engine, insert, update
+from sqlalchemy import Connection, Engine, func, insert, select, update
 
 from core.features import FEATURE_INPUT_SYMBOLS
 from core.rules import RuleSet, rule_set_preset
@@ -40,7 +40,7 @@ from operations.notifications import deliver_due
 from operations.publish import data_fingerprint, publish_latest, published_days
 from operations.revisions import Revision, altered_answers, classify, record_revision
 from store.ingest import IngestResult, apply_price_changes, ingest_csv_folder, ingest_yfinance
-from store.locks import REFRESH_LOCK, held_lock
+from store.locks import PUBLISH_LOCK, REFRESH_LOCK, held_lock, hold_for_transaction
 from store.pipeline import WARM_UP, refresh_features, refresh_regimes
 from store.repository import (
     count_price_days,
@@ -226,39 +226,44 @@ def _judge_revisions(
     run_started: dt.datetime,
     report: UpdateReport,
 ) -> None:
-    """Apply rescalings, harmless corrections and accepted ones; hold the rest."""
+    """Apply rescalings, harmless corrections and accepted ones; hold the rest.
+
+    Every revision is judged against the same snapshot (the prices as stored before
+    any of them), then all that are not held are applied in one transaction.
+    """
     pending = [(r.symbol, r.changes) for r in results if r.changes is not None and len(r.changes)]
-    for symbol, changes in pending:
-        with engine.connect() as connection:
+    if not pending:
+        return
+    decisions: list[tuple[str, pd.DataFrame, Revision, str]] = []
+    with engine.connect() as connection:
+        closes = None
+        for symbol, changes in pending:
             overlapping = count_price_days(
-                connection,
-                symbol=symbol,
-                start=changes.index.min(),
-                written_before=run_started,
+                connection, symbol=symbol, start=changes.index.min(), written_before=run_started
             )
-        revision: Revision = classify(symbol, changes, overlapping_days=overlapping)
-        status = "applied"
-        if revision.kind == "correction" and not accept:
-            with engine.connect() as connection:
-                closes = load_closes(connection, symbols=FEATURE_INPUT_SYMBOLS)
-                published = published_days(connection, since=revision.first_date)
-            altered = altered_answers(
-                closes=closes,
-                symbol=symbol,
-                changes=changes,
-                published=published,
-                rule_set=rule_set,
-                model=model,
-            )
-            if altered:
-                status = "held"
-                more = f"; ... {len(altered)} in all" if len(altered) > 3 else ""
-                report.held.append(
-                    f"{revision.describe()}; would alter published {'; '.join(altered[:3])}{more}"
+            revision = classify(symbol, changes, overlapping_days=overlapping)
+            status = "applied" if revision.kind == "rescale" or not accept else "accepted"
+            if revision.kind == "correction" and not accept:
+                if closes is None:
+                    closes = load_closes(connection, symbols=FEATURE_INPUT_SYMBOLS)
+                altered = altered_answers(
+                    closes=closes,
+                    symbol=symbol,
+                    changes=changes,
+                    published=published_days(connection, since=revision.first_date),
+                    rule_set=rule_set,
+                    model=model,
                 )
-        elif revision.kind == "correction":
-            status = "accepted"
-        with engine.begin() as connection:
+                if altered:
+                    status = "held"
+                    more = f"; ... {len(altered)} in all" if len(altered) > 3 else ""
+                    report.held.append(
+                        f"{revision.describe()}; would alter published "
+                        f"{'; '.join(altered[:3])}{more}"
+                    )
+            decisions.append((symbol, changes, revision, status))
+    with engine.begin() as connection:
+        for symbol, changes, revision, status in decisions:
             if status != "held":
                 apply_price_changes(connection, symbol=symbol, changes=changes, source="revision")
                 if revision.factor is not None:
@@ -285,9 +290,12 @@ def score_new_days(
     first = None if stored_last is None else pd.Timestamp(stored_last) + pd.Timedelta(days=1)
     if first is not None and since is not None:
         first = min(first, since)
-    # Enough calendar days before ``first`` to hold one window of sessions.
+    # Enough calendar days before ``first`` to hold one window of sessions, usually;
+    # when gaps leave fewer rows than a window, read the whole table instead.
     reach = pd.Timedelta(days=predictor.card.window * 2 + 15)
     features = load_features(connection, start=None if first is None else first - reach)
+    if first is not None and int(features.index.searchsorted(first)) < predictor.card.window - 1:
+        features = load_features(connection)
     if features.empty:
         return 0, "no features"
     first = features.index[0] if first is None else first
@@ -297,19 +305,39 @@ def score_new_days(
     # The window ending on the first day to score starts window - 1 rows earlier.
     start = max(0, position - predictor.card.window + 1)
     outputs = predictor.predict_daily(features.iloc[start:]).loc[first:].dropna()
+    outputs = predictor.with_in_sample(outputs)
     written = write_model_outputs(connection, table=outputs, model_version=predictor.version)
     return written, f"[{predictor.version}] {written} day(s) scored from {first.date()}"
 
 
-def _recompute_from(connection: Connection, *, written_since: dt.datetime) -> pd.Timestamp | None:
-    """The first day whose features may change: the earliest input price written by this
-    run, or the day after the last stored feature day; None (everything) when no feature
-    is stored yet."""
+def _last_complete_run_start(connection: Connection, *, current_run: int) -> dt.datetime | None:
+    """When the last update that got through its recompute started (None: never)."""
+    started = connection.execute(
+        select(func.max(update_runs.c.started_at)).where(
+            update_runs.c.status.in_(("published", "unchanged", "held")),
+            update_runs.c.id != current_run,
+        )
+    ).scalar()
+    if started is None:
+        return None
+    return started if started.tzinfo is not None else started.replace(tzinfo=dt.UTC)
+
+
+def _recompute_from(connection: Connection, *, current_run: int) -> pd.Timestamp | None:
+    """The first day whose features may change; None (everything) when no feature is
+    stored yet or no update ever completed.
+
+    The watermark is durable: every input price written since the last complete
+    update started (by this run, by a run that died before its recompute, by the
+    `ingest` step command), so a crash between writing prices and recomputing is
+    caught up by the next run, not forgotten.
+    """
     last = last_feature_day(connection)
-    if last is None:
+    watermark = _last_complete_run_start(connection, current_run=current_run)
+    if last is None or watermark is None:
         return None
     first_written = first_price_day_ingested_since(
-        connection, moment=written_since, symbols=FEATURE_INPUT_SYMBOLS
+        connection, moment=watermark, symbols=FEATURE_INPUT_SYMBOLS
     )
     after_last = pd.Timestamp(last) + pd.Timedelta(days=1)
     return after_last if first_written is None else min(after_last, pd.Timestamp(first_written))
@@ -371,8 +399,9 @@ def run_update(
                 )
                 detail.append(f"{len(report.revisions)} applied, {len(report.held)} held")
             with engine.begin() as connection:
+                hold_for_transaction(connection, PUBLISH_LOCK)
                 with steps.step("features") as detail:
-                    since = _recompute_from(connection, written_since=run_started)
+                    since = _recompute_from(connection, current_run=run_id)
                     closes = load_closes(
                         connection,
                         symbols=FEATURE_INPUT_SYMBOLS,

@@ -328,3 +328,20 @@ def held_lock(
         yield holder
     finally:
         release(engine, name, holder)
+
+
+PUBLISH_LOCK = "publish"  # never the same key as a session lock this process holds
+
+
+def hold_for_transaction(connection: Connection, name: str) -> None:
+    """Also hold ``name`` inside the caller's transaction (PostgreSQL: a transaction-level
+    advisory lock, released at commit or rollback).
+
+    The session lock of ``held_lock`` lives on its own connection; if that connection
+    dies mid-update the server frees it and another updater may start. Taking this
+    one around the writes that must not interleave (recompute and publish) keeps two
+    such updaters from publishing at once: the second waits, then reads the first's
+    publications. SQLite needs nothing: its file lock lives as long as the process.
+    """
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": advisory_key(name)})

@@ -198,3 +198,35 @@ def test_the_ledger_refuses_update_and_delete(published, env):
     engine.dispose()
     assert ledger(env) == rows
     assert all(hashlib.sha256(body.encode()).hexdigest() == digest for body, digest in stored)
+
+
+def test_a_failure_after_a_revision_is_caught_up_by_the_next_update(
+    published, env, tmp_path, monkeypatch
+):
+    """The revision's prices commit before the recompute; if the recompute fails, the
+    next update (which finds the file already applied) still recomputes from there."""
+    import operations.update as update_module
+    from core.rules import rule_set_preset
+    from store.pipeline import refresh_features, refresh_regimes
+
+    market = published
+    adjusted = market.copy()
+    adjusted.loc[: market.index[-2], "SPY"] *= 0.98
+    folder = write_csv_folder(tmp_path / "adjusted", adjusted.iloc[-21:])
+
+    def failing(*args, **kwargs):
+        raise RuntimeError("database went away")
+
+    original = update_module.refresh_features
+    monkeypatch.setattr(update_module, "refresh_features", failing)
+    assert update(folder).exit_code == 1
+    monkeypatch.setattr(update_module, "refresh_features", original)
+    assert update(folder).exit_code == 0
+
+    engine = make_engine(env)
+    try:
+        with engine.begin() as connection:  # a full recompute finds nothing left to write
+            assert refresh_features(connection).written == 0
+            assert refresh_regimes(connection, rule_set_preset("published")).written == 0
+    finally:
+        engine.dispose()
