@@ -55,6 +55,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     MALLOC_ARENA_MAX=2 \
     DEEPREGIME_HOST=0.0.0.0 \
     DEEPREGIME_PORT=8000 \
+    DEEPREGIME_WORKERS=2 \
     DEEPREGIME_MODEL_DIR=/srv/deepregime/models \
     DEEPREGIME_DATABASE_URL=sqlite:////srv/deepregime/var/deepregime.db
 USER deepregime

@@ -8,25 +8,43 @@ PORT ?= 8000
 
 .PHONY: install install-dev run data test lint bench clean
 
+# Each step prints what it does and how long it took. Installs are skipped while
+# pyproject.toml is unchanged (a stamp file in the virtualenv records the last one).
+step = @printf '\n==> %s\n' $(1)
+timed = @start=$$(date +%s); $(1) && printf '    done in %ss\n' "$$(( $$(date +%s) - start ))"
+
 $(BIN)/python:
+	$(call step,"creating the virtualenv $(VENV)")
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-install: $(BIN)/python  ## serving install (no torch)
-	$(BIN)/pip install -q -e .
+$(VENV)/.installed-serving: pyproject.toml | $(BIN)/python
+	$(call step,"installing the service into $(VENV) (about 1-2 minutes the first time; skipped until pyproject.toml changes)")
+	$(call timed,$(BIN)/pip install -q -e .)
+	@touch $@
 
-install-dev: $(BIN)/python  ## everything: serving, training (torch==2.13.0 CPU) and test tools
-	$(BIN)/pip install -q -e ".[train,dev]"
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(call step,"installing the service with the train and dev extras (torch CPU; several minutes the first time; skipped until pyproject.toml changes)")
+	$(call timed,$(BIN)/pip install -q -e ".[train,dev]")
+	@touch $@ $(VENV)/.installed-serving
+
+install: $(VENV)/.installed-serving  ## serving install (no torch)
+
+install-dev: $(VENV)/.installed-dev  ## everything: serving, training (torch==2.13.0 CPU) and test tools
 
 # The newest model version shipped in models/ (folders are named YYYY-MM-DD-<hash>).
 MODEL ?= $(shell ls -d models/*/ 2>/dev/null | xargs -n1 basename 2>/dev/null | sort | tail -n 1)
 
 data: install  ## migrate the SQLite default, run the daily cycle on the CSV folder, activate the shipped model
-	$(BIN)/deepregime db upgrade
-	$(BIN)/deepregime update --source csv --path $(MARKET)
-	$(if $(MODEL),$(BIN)/deepregime models activate $(MODEL),@echo "no model in models/: serving the rule engine only")
+	$(call step,"migrating the database (./var/deepregime.db)")
+	$(call timed,$(BIN)/deepregime db upgrade)
+	$(call step,"daily cycle on $(MARKET): ingest - features - regimes - model - publish (about 40 s the first time; a rerun finds nothing new in seconds)")
+	$(call timed,$(BIN)/deepregime update --source csv --path $(MARKET))
+	$(call step,$(if $(MODEL),"activating the shipped model $(MODEL) (scores the history once; about 20 s)","no model in models/: serving the rule engine only"))
+	$(if $(MODEL),$(call timed,$(BIN)/deepregime models activate $(MODEL)))
 
 run: data  ## the main job: serve regimes from the embedded SQLite default
+	$(call step,"serving on http://$(HOST):$(PORT): the dashboard at /dashboard - docs at /docs - the answer at /regime/today (Ctrl-C stops)")
 	MALLOC_ARENA_MAX=2 $(BIN)/deepregime serve --host $(HOST) --port $(PORT)
 
 test: install-dev  ## the whole suite, on SQLite and PostgreSQL
@@ -41,4 +59,4 @@ bench: install-dev  ## every benchmark; figures in bench-results/
 	$(BIN)/python benchmarks/run_all.py --out bench-results
 
 clean:
-	rm -rf $(VENV) var bench-results .pytest_cache
+	rm -rf $(VENV) var bench-results .pytest_cache test-artifacts

@@ -13,18 +13,23 @@ Routes:
     POST /admin/refresh, /admin/models/{v}/activate   (X-API-Key)
     GET  /regime/stream           publications as server-sent events
     /admin/webhooks               webhook subscriptions, deliveries, test (X-API-Key)
+    GET  /backtest/{id}/report    tear sheet (HTML); /backtest/{id}/figures/{name}.{png,svg}
+    GET  /dashboard               the dashboard (/ redirects there); /docs, /redoc offline
 """
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.staticfiles import StaticFiles
 
 from app import (
     routes_admin,
@@ -33,12 +38,15 @@ from app import (
     routes_models,
     routes_ops,
     routes_regimes,
+    routes_reports,
     routes_stream,
     routes_webhooks,
 )
+from app.dashboard import STATIC_DIR as DASHBOARD_STATIC
+from app.dashboard import router as dashboard_router
 from app.limits import BodySizeLimit
 from app.metrics import MetricsMiddleware, ServiceMetrics
-from app.openapi import install_openapi
+from app.openapi import install_docs, install_openapi
 from app.problems import install_problem_handlers
 from app.scheduling import start_scheduler
 from app.settings import Settings, get_settings
@@ -64,6 +72,7 @@ def _package_version() -> str:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     state = await run_in_threadpool(start_service, app.state.settings, app.state.metrics)
     app.state.service = state
+    await state.research.start()  # backtests and history pages run in these processes
     # Everything loaded so far (pandas, the calendar, onnxruntime, SQLAlchemy) lives as
     # long as the process: keep it out of the collector's full passes, which would
     # otherwise rescan it every few thousand requests (latency spikes).
@@ -76,12 +85,24 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     undo_signals = routes_stream.chain_exit_signals(shutting_down)
     delivery = routes_webhooks.start_delivery(state.engine, app.state.settings, shutting_down)
     start_scheduler(state, shutting_down)  # only with `serve --schedule`
+    # Every publication_check_s: the ledger's newest id, so a publication by another
+    # process or replica drops this process's rendered answers (0: checked per request).
+    watcher_stop = asyncio.Event()
+    watcher = None
+    if state.settings.publication_check_s > 0:
+        newest = partial(routes_regimes.newest_publication, state)
+        await state.check_ledger(newest)  # before serving: the first answers stay valid
+        watcher = asyncio.create_task(state.watch_ledger(newest, watcher_stop))
     try:
         yield
     finally:
         shutting_down.set()
         undo_signals()
+        watcher_stop.set()
+        if watcher is not None:
+            await watcher
         await routes_webhooks.stop_delivery(delivery)
+        state.research.close()
         state.engine.dispose()
 
 
@@ -93,6 +114,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=_package_version(),
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # served by install_docs from packaged assets (no CDN)
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.metrics = ServiceMetrics()
@@ -104,7 +127,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_methods=["GET", "POST"],
             allow_headers=["Accept", "Content-Type", "X-API-Key"],
         )
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_body_bytes,
+        body_timeout_s=settings.http_body_timeout_s,
+    )
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     # routes_stream first: /regime/stream must not be taken for /regime/{day}.
     for module in (
@@ -112,11 +139,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         routes_regimes,
         routes_ledger,
         routes_backtest,
+        routes_reports,
         routes_models,
         routes_ops,
         routes_admin,
         routes_webhooks,
     ):
         app.include_router(module.router)
+    app.include_router(dashboard_router)
+    app.mount("/dashboard/static", StaticFiles(directory=DASHBOARD_STATIC), name="dashboard-static")
+    install_docs(app)
     install_openapi(app)
     return app

@@ -44,6 +44,12 @@ class ServiceMetrics:
             "NYSE sessions the data is behind the last closed session (NaN when unknown).",
             registry=self.registry,
         )
+        self.data_stale = Gauge(
+            "deepregime_data_stale",
+            "1 when the data lags by more than DEEPREGIME_MAX_DATA_LAG_DAYS sessions "
+            "(/regime/today flags it stale, /ready is degraded), else 0; NaN when unknown.",
+            registry=self.registry,
+        )
         self.active_model = Gauge(
             "deepregime_active_model",
             "1 for the model version serving; absent when none is loaded.",

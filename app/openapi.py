@@ -1,18 +1,32 @@
-"""The OpenAPI document, with every error response documented as problem details.
+"""The OpenAPI document and the interactive docs, which work without internet.
 
 FastAPI documents declared error responses as ``application/json`` and its own
 422 with a body the service never sends. This rewrites each error response to
 the ``application/problem+json`` body the handlers in app/problems.py return,
 and adds the statuses any operation can answer: 422 (bad input), 500 (last
 resort) and, for routes that read the database, 503.
+
+Every request body and the main responses carry an example (app/openapi_examples.json,
+real answers of the service on the shipped data; tests check each against its schema).
+
+``/docs`` (Swagger UI) and ``/redoc`` load their scripts and styles from
+``/docs/static``, the files of the ``fastapi-offline`` package installed with the
+service: no CDN, no web fonts.
 """
 
 from __future__ import annotations
 
+import json
+from functools import cache
+from importlib.resources import files
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 
 from app.problems import PROBLEM_JSON
 from app.schemas import Problem
@@ -51,6 +65,63 @@ def _with_problem_schemas(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+EXAMPLES_FILE = Path(__file__).resolve().parent / "openapi_examples.json"
+DOCS_STATIC = "/docs/static"
+
+
+@cache
+def examples() -> dict[str, Any]:
+    """Examples keyed ``"<METHOD> <path> <status>"`` (responses) or
+    ``"<METHOD> <path> request"`` (bodies)."""
+    loaded: dict[str, Any] = json.loads(EXAMPLES_FILE.read_text(encoding="utf-8"))
+    return loaded
+
+
+def _with_examples(schema: dict[str, Any]) -> dict[str, Any]:
+    for path, operations in schema.get("paths", {}).items():
+        for method, operation in operations.items():
+            key = f"{method.upper()} {path}"
+            body = operation.get("requestBody", {}).get("content", {}).get("application/json")
+            if body is not None and f"{key} request" in examples():
+                body["example"] = examples()[f"{key} request"]
+            for code, response in operation.get("responses", {}).items():
+                content = response.get("content", {}).get("application/json")
+                if content is not None and f"{key} {code}" in examples():
+                    content["example"] = examples()[f"{key} {code}"]
+    return schema
+
+
+def docs_assets() -> Path:
+    """The folder of Swagger UI's and ReDoc's files inside the fastapi-offline package."""
+    return Path(str(files("fastapi_offline") / "static"))
+
+
+def install_docs(app: FastAPI) -> None:
+    """``/docs`` and ``/redoc`` served from packaged assets (create the app with
+    ``docs_url=None, redoc_url=None``)."""
+    app.mount(DOCS_STATIC, StaticFiles(directory=docs_assets()), name="docs-static")
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} - API",
+            swagger_js_url=f"{DOCS_STATIC}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_STATIC}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_STATIC}/favicon.png",
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} - ReDoc",
+            redoc_js_url=f"{DOCS_STATIC}/redoc.standalone.js",
+            redoc_favicon_url=f"{DOCS_STATIC}/favicon.png",
+            with_google_fonts=False,
+        )
+
+
 def install_openapi(app: FastAPI) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -60,7 +131,7 @@ def install_openapi(app: FastAPI) -> None:
                 description=app.description,
                 routes=app.routes,
             )
-            app.openapi_schema = _with_problem_schemas(schema)
+            app.openapi_schema = _with_examples(_with_problem_schemas(schema))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

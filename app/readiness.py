@@ -5,15 +5,21 @@
 | database   | a connection answers ``SELECT 1``; also says when a  | yes                 |
 |            | refresh holds the refresh lock                       |                     |
 | migrations | the schema is at the migrations' head                | yes                 |
-| data       | the latest regime lags the last closed NYSE session  | yes                 |
-|            | by at most ``max_data_lag_days`` sessions            |                     |
+| data       | regimes are stored (else not ready) and the latest   | only to exist: stale|
+|            | lags the last closed NYSE session by at most         | data is degraded    |
+|            | ``max_data_lag_days`` sessions (else stale)          |                     |
 | model      | a classifier is loaded                               | when the default    |
 |            |                                                      | policy is ``model`` |
 
 Status: ``not_ready`` (503) when a required part fails, ``degraded`` when only an
-optional one does, else ``ready``. Never raises on a dead database. A database
-failure starts with its cause, as the API's 503 names it: ``unreachable``,
-``locked``, ``disk_full``, ``read_only`` or ``error`` (store.db).
+optional one does, else ``ready``. Readiness means "can serve": stale data is still
+served (``/regime/today`` flags it ``stale``), so it degrades readiness instead of
+taking every replica out of rotation at once; ``deepregime_data_lag_sessions`` and
+``deepregime_data_stale`` on ``/metrics`` carry the same figure for alerting.
+
+Never raises on a dead database. A database failure starts with its cause, as the
+API's 503 names it: ``unreachable``, ``locked``, ``disk_full``, ``read_only`` or
+``error`` (store.db).
 """
 
 from __future__ import annotations
@@ -138,8 +144,10 @@ def _data_check(
         return CheckResult(ok=False, required=True, detail=str(no_regimes(rule_set)))
     expected = calendar.expected_last_session(now)
     lag = calendar.sessions_between(span[1], expected)
+    fresh = lag <= settings.max_data_lag_days
     detail = (
         f"as of {span[1]}, {lag} session(s) behind {expected} "
-        f"(allowed {settings.max_data_lag_days})"
+        f"({'fresh' if fresh else 'stale'}: stale beyond {settings.max_data_lag_days})"
     )
-    return CheckResult(ok=lag <= settings.max_data_lag_days, required=True, detail=detail)
+    # Stale data is served, flagged: a degraded part, not a failed required one.
+    return CheckResult(ok=fresh, required=False, detail=detail)

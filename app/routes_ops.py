@@ -33,7 +33,10 @@ async def health() -> Health:
     responses={503: {"model": Readiness, "description": "A required part is not ready."}},
 )
 async def ready(state: StateDep, clock: ClockDep, model: PredictorDep) -> JSONResponse:
-    """Database reachable, schema at head, data fresh, model loaded: each part says why not."""
+    """Database reachable, schema at head, data stored, model loaded: each part says why not.
+
+    503 only when the service cannot serve; stale data answers 200 with status
+    ``degraded`` (the data part says how many sessions behind)."""
     report = await run_in_threadpool(
         readiness.readiness,
         state.engine,
@@ -49,7 +52,8 @@ async def ready(state: StateDep, clock: ClockDep, model: PredictorDep) -> JSONRe
 
 
 def _update_data_gauges(state: ServiceState, now: dt.datetime) -> None:
-    """Data age gauges from the latest stored regime day (NaN when unknown)."""
+    """Data age, sessions behind and stale gauges from the latest stored regime day
+    (NaN when unknown)."""
     try:
         with state.engine.connect() as connection:
             span = answers.stored_span(connection, state.rule_set)
@@ -58,11 +62,14 @@ def _update_data_gauges(state: ServiceState, now: dt.datetime) -> None:
     if span is None:
         state.metrics.data_age_days.set(math.nan)
         state.metrics.data_lag_sessions.set(math.nan)
+        state.metrics.data_stale.set(math.nan)
         return
     latest = span[1]
     expected = state.calendar.expected_last_session(now)
+    lag = state.calendar.sessions_between(latest, expected)
     state.metrics.data_age_days.set((now.date() - latest).days)
-    state.metrics.data_lag_sessions.set(state.calendar.sessions_between(latest, expected))
+    state.metrics.data_lag_sessions.set(lag)
+    state.metrics.data_stale.set(1.0 if lag > state.settings.max_data_lag_days else 0.0)
 
 
 @router.get("/metrics", response_class=Response)

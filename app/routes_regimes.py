@@ -2,18 +2,24 @@
 
 ``/regime/today`` serves the latest publication of the ledger (store.ledger)
 for the requested policy, exactly as published, plus the read-time fields
-(``stale``, ``expected_as_of``). Its rendered body is cached per policy,
-mapping and expected trading day (app.state.ResponseCache), so a cached answer
-costs no database round trip; a miss runs one indexed query in the thread pool.
-Every other answer comes from operations.answers (stored rows only).
+(``stale``, ``expected_as_of``). Its body is rendered once per publication and
+trading day (app.state.ResponseCache: one render in flight, others wait for it
+or get the current body), so an answer costs no database round trip. Clients may
+keep it (``Cache-Control: max-age``) until the next expected publication, and
+revalidate with ``If-None-Match`` (304) after it.
+
+History pages run in the research processes (app.research); every other answer
+comes from operations.answers (stored rows only).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 import json
-import time
-from enum import Enum
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from enum import Enum, StrEnum
 from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
@@ -21,8 +27,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy import Connection
 
-from app import services
-from app.deps import ClockDep, EngineDep, PredictorDep, SettingsDep, StateDep
+from app.deps import Clock, EngineDep, PredictorDep, SettingsDep, StateDep, get_clock
+from app.problems import problem
+from app.research import Database, HistoryJob, ModelFacts, ResearchBusy
 from app.schemas import Format, ModelMappingName, Problem, RegimePage, RegimeReport
 from app.state import ServiceState
 from core.enums import Policy
@@ -30,6 +37,7 @@ from core.errors import DataValidationError, NoDataError, NotFoundError
 from operations import answers
 from operations.publish import variant_for
 from operations.revisions import is_revised
+from operations.schedule import next_run_at
 from store.ledger import latest_publication, latest_publication_id, publication_as_known_at
 
 router = APIRouter(tags=["regimes"])
@@ -51,15 +59,27 @@ DEFAULT_PAGE = 1000
 E = TypeVar("E", bound=Enum)
 
 
-def _newest_publication(state: ServiceState) -> int:
+def newest_publication(state: ServiceState) -> int:
     with state.engine.connect() as connection:
         return latest_publication_id(connection)
 
 
+@dataclass(frozen=True)
+class RenderedToday:
+    body: bytes
+    etag: str
+    fresh_until: float  # POSIX s: the next expected publication; 0 when one is overdue
+
+
 def _render_today(
-    state: ServiceState, policy: Policy, mapping: ModelMappingName, expected: dt.date
-) -> tuple[bytes, str]:
-    """The latest publication under the policy, with read-time fields; and its ETag."""
+    state: ServiceState,
+    policy: Policy,
+    mapping: ModelMappingName,
+    expected: dt.date,
+    now: dt.datetime,
+) -> RenderedToday:
+    """The latest publication under the policy, with read-time fields, its ETag, and
+    how long clients may keep it."""
     answers.require_model(policy, state.model)
     variant = variant_for(policy, mapping)
     with state.engine.connect() as connection:
@@ -73,14 +93,39 @@ def _render_today(
             )
     document = publication.document()
     as_of = dt.date.fromisoformat(document["as_of"])
+    stale = as_of < expected
     document.update(
         publication_id=publication.id,
         published_at=publication.published_at.isoformat(),
-        stale=as_of < expected,
+        stale=stale,
         expected_as_of=expected.isoformat(),
     )
     body = json.dumps(document, separators=(",", ":")).encode()
-    return body, f'"{publication.body_sha256[:32]}-{int(as_of < expected)}"'
+    # A stale answer is overdue for replacement: clients revalidate every time. A fresh
+    # one holds until the next session's close plus the update's delay.
+    delay = dt.timedelta(minutes=state.settings.schedule_delay_minutes)
+    fresh_until = 0.0 if stale else next_run_at(state.calendar, now, delay).timestamp()
+    etag = f'"{publication.id}-{publication.body_sha256[:24]}-{int(stale)}"'
+    return RenderedToday(body, etag, fresh_until)
+
+
+def _publication_in(etag: str | None) -> int:
+    """The publication id an ETag of ours names (-1 for anything else)."""
+    head = (etag or "").strip('"').split("-", 1)[0]
+    return int(head) if head.isdigit() else -1
+
+
+def _today_headers(rendered: RenderedToday, now: dt.datetime) -> dict[str, str]:
+    max_age = int(rendered.fresh_until - now.timestamp())
+    cache_control = f"public, max-age={max_age}" if max_age > 0 else "no-cache"
+    return {"ETag": rendered.etag, "Cache-Control": cache_control}
+
+
+async def _clock(request: Request) -> Clock:
+    """What ``ClockDep`` would give, without FastAPI's dependency resolution."""
+    provider = request.app.dependency_overrides.get(get_clock, get_clock)
+    clock = provider()
+    return await clock if inspect.isawaitable(clock) else clock
 
 
 def _enum_query(request: Request, name: str, kind: type[E]) -> E | None:
@@ -119,32 +164,39 @@ TODAY_PARAMETERS = [
     responses=ERRORS,
     openapi_extra={"parameters": TODAY_PARAMETERS},
 )
-async def regime_today(request: Request, clock: ClockDep) -> Response:
+async def regime_today(request: Request) -> Response:
     """The latest regime, and whether it is stale against the last NYSE session closed by now.
 
-    The hot path: ``policy`` and ``mapping`` are read from the query by hand and the
-    state straight from the app, because each parameter or dependency FastAPI
-    resolves costs tens of microseconds a request; the answer comes from the cache.
+    The hot path: ``policy`` and ``mapping`` are read from the query by hand, and the
+    state and the clock (app.deps.get_clock, overridable as a dependency) straight
+    from the app, because each parameter or dependency FastAPI resolves costs tens
+    of microseconds a request; the answer comes from the cache.
     """
     state: ServiceState = request.app.state.service
     policy = _enum_query(request, "policy", Policy) or state.settings.default_policy
     mapping = _enum_query(request, "mapping", ModelMappingName) or ModelMappingName(
         state.settings.model_mapping
     )
-    expected = state.calendar.expected_last_session(clock())
-    now = time.monotonic()
-    if now - state.ledger_checked_at >= state.settings.publication_check_s:
-        state.note_ledger_id(await run_in_threadpool(_newest_publication, state), now)
+    now = (await _clock(request))()
+    expected = state.calendar.expected_last_session(now)
+    if state.settings.publication_check_s <= 0:  # no ledger watcher: ask on every request
+        state.note_ledger_id(await run_in_threadpool(newest_publication, state))
+
+    def render() -> Awaitable[RenderedToday]:
+        return run_in_threadpool(_render_today, state, policy, mapping, expected, now)
+
     key = ("today", policy, mapping, expected)
-    rendered = state.cache.get(key)
-    if rendered is None:
-        rendered = await run_in_threadpool(_render_today, state, policy, mapping, expected)
-        state.cache.put(key, rendered)
-    body, etag = rendered  # type: ignore[misc]
-    headers = {"ETag": etag, "Cache-Control": "no-cache"}
-    if request.headers.get("if-none-match") == etag:
-        return Response(status_code=304, headers=headers)
-    return Response(body, media_type="application/json", headers=headers)
+    rendered = await state.cache.get_or_render(key, render)
+    seen = request.headers.get("if-none-match")
+    if seen == rendered.etag:
+        return Response(status_code=304, headers=_today_headers(rendered, now))
+    if _publication_in(seen) > state.ledger_id:
+        # The client was served a newer publication (by another worker or replica) than
+        # this process knows of: ask the ledger now rather than answer an older one.
+        state.note_ledger_id(await run_in_threadpool(newest_publication, state))
+        rendered = await state.cache.get_or_render(key, render)
+    headers = _today_headers(rendered, now)
+    return Response(rendered.body, media_type="application/json", headers=headers)
 
 
 @router.get("/regime/{day}", response_model=RegimeReport, responses=ERRORS)
@@ -198,13 +250,17 @@ def _as_known_at(connection: Connection, day: dt.date, key: str, known_at: dt.da
     return Response(json.dumps(document, separators=(",", ":")), media_type="application/json")
 
 
+class HistoryOrder(StrEnum):
+    ASC = "asc"
+    DESC = "desc"
+
+
 @router.get(
     "/regimes",
     response_model=RegimePage,
     responses={**ERRORS, 200: {"content": {"text/csv": {}}}},
 )
-def regimes(
-    engine: EngineDep,
+async def regimes(
     state: StateDep,
     settings: SettingsDep,
     model: PredictorDep,
@@ -216,32 +272,48 @@ def regimes(
     limit: Annotated[
         int, Query(ge=1, description="Days per page (at most DEEPREGIME_MAX_PAGE_SIZE).")
     ] = DEFAULT_PAGE,
+    order: Annotated[
+        HistoryOrder,
+        Query(description="asc: oldest first (default); desc: newest first, pages going back."),
+    ] = HistoryOrder.ASC,
+    latest: Annotated[
+        int | None,
+        Query(ge=1, description="Only the N most recent days (within start..end), one page."),
+    ] = None,
     policy: PolicyQuery = None,
     mapping: MappingQuery = None,
     format: Annotated[
         Format | None, Query(description="json or csv (default: from the Accept header).")
     ] = None,
     accept: Annotated[str | None, Header(include_in_schema=False)] = None,
-) -> RegimePage | Response:
-    """History, oldest first, in pages; CSV with ``?format=csv`` or ``Accept: text/csv``."""
-    if limit > settings.max_page_size:
-        raise DataValidationError(
-            f"at most {settings.max_page_size} days per page, got {limit}", field="query.limit"
-        )
-    with engine.connect() as connection:  # see app.deps: checked out on this thread
-        page = answers.regime_history(
-            connection,
-            start=start,
-            end=end,
-            cursor=cursor,
-            limit=limit,
-            policy=policy or settings.default_policy,
-            mapping=mapping or ModelMappingName(settings.model_mapping),
-            rule_set=state.rule_set,
-            model=model,
-        )
-    wants_csv = format is Format.CSV or (format is None and "text/csv" in (accept or ""))
-    if not wants_csv:
-        return page
-    headers = {"X-Next-Cursor": page.next_cursor.isoformat()} if page.next_cursor else {}
-    return Response(services.page_as_csv(page), media_type="text/csv", headers=headers)
+) -> Response:
+    """History in pages, oldest first or (``order=desc``) newest first; ``latest=N`` for
+    the N most recent days; CSV with ``?format=csv`` or ``Accept: text/csv``. Pages are
+    built in a research process (app.research), off the serving event loop."""
+    for name, value in (("limit", limit), ("latest", latest)):
+        if value is not None and value > settings.max_page_size:
+            raise DataValidationError(
+                f"at most {settings.max_page_size} days per page, got {value}",
+                field=f"query.{name}",
+            )
+    job = HistoryJob(
+        database=Database(settings.database_url, settings.db_timeout_s),
+        rule_set=settings.rule_set,
+        model=ModelFacts.of(model),
+        query={
+            "start": start,
+            "end": end,
+            "cursor": cursor,
+            "limit": limit,
+            "policy": policy or settings.default_policy,
+            "mapping": mapping or ModelMappingName(settings.model_mapping),
+            "descending": order is HistoryOrder.DESC,
+            "latest": latest,
+        },
+        csv=format is Format.CSV or (format is None and "text/csv" in (accept or "")),
+    )
+    try:
+        outcome = await state.research.run(job)
+    except ResearchBusy as busy:
+        return problem(503, str(busy), headers={"Retry-After": str(busy.retry_after_s)})
+    return outcome.response()

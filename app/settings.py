@@ -46,10 +46,12 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     # Exposure mapping of the classifier under policy "model": core.policies presets.
     model_mapping: Literal["filter", "leveraged"] = "filter"
-    # /regime/today answers are cached this long (also dropped on refresh/activation),
-    # so data written by another process (CLI, ingest job) shows within this delay.
-    cache_ttl_s: float = Field(default=5.0, ge=0, le=3600)
-    # /ready reports "not ready" when the data lags the expected trading day by more.
+    # A rendered /regime/today answer lives until the ledger moves on or the trading day
+    # rolls over; after this long it is also re-rendered once in the background while
+    # clients keep getting it (a safety net, not the freshness mechanism). 0: no cache.
+    cache_ttl_s: float = Field(default=300.0, ge=0, le=86_400)
+    # Data lagging the last closed NYSE session by more sessions is stale: served and
+    # flagged (/regime/today "stale", /ready "degraded", the deepregime_data_stale gauge).
     max_data_lag_days: int = Field(default=3, ge=0, le=10_000)
     # At start, wait this long for the database (and for a migration job to finish).
     startup_wait_s: float = Field(default=0.0, ge=0, le=600)
@@ -98,6 +100,37 @@ class Settings(BaseSettings):
     # comment after this long without an event (proxies drop silent connections).
     stream_poll_s: float = Field(default=0.75, gt=0, le=60)
     stream_keepalive_s: float = Field(default=15.0, gt=0, le=600)
+
+    # --- serving at the limit (app.research, app.rate_limit, app.limits, cli.serve) ---
+
+    # Uvicorn worker processes of `deepregime serve` (the image's default as well).
+    workers: int = Field(default=1, ge=1, le=64)
+    # Processes per serving worker that run backtests and history pages, so research
+    # never holds the GIL of the event loop that answers /regime/today (0: in the
+    # serving process's thread pool, without that isolation; for debugging).
+    research_processes: int = Field(default=2, ge=0, le=64)
+    # Research jobs waiting beyond the running ones; more answer 503 with Retry-After.
+    research_queue: int = Field(default=16, ge=0, le=1000)
+    # CPU priority of the research processes below the serving ones (os.nice increment),
+    # so a busy machine answers /regime/today first.
+    research_nice: int = Field(default=10, ge=0, le=19)
+    # A research job (one backtest or history page) taking longer is answered 503.
+    research_timeout_s: float = Field(default=60.0, gt=0, le=3600)
+    # POST /backtest per client (address, or X-API-Key when sent): a bucket of `burst`
+    # requests refilled at `per_minute`; beyond it 429 with Retry-After. 0 disables.
+    backtest_rate_per_minute: float = Field(default=60.0, ge=0, le=100_000)
+    backtest_rate_burst: int = Field(default=10, ge=1, le=10_000)
+    # Stored backtest runs are kept within all three bounds (oldest dropped first).
+    backtest_keep_runs: int = Field(default=1000, ge=1, le=10_000_000)
+    backtest_keep_mb: float = Field(default=256.0, gt=0, le=1_000_000)
+    backtest_keep_days: float = Field(default=30.0, gt=0, le=36_500)
+    # HTTP limits of the server (uvicorn): request head size and the time to send it,
+    # the time to send a body, idle keep-alive, and open connections (beyond: 503).
+    http_max_head_bytes: int = Field(default=32 * 1024, ge=1024, le=1024 * 1024)
+    http_head_timeout_s: float = Field(default=10.0, gt=0, le=600)
+    http_body_timeout_s: float = Field(default=30.0, gt=0, le=3600)
+    http_keepalive_s: float = Field(default=5.0, gt=0, le=600)
+    http_max_connections: int = Field(default=1000, ge=1, le=100_000)
 
 
 @lru_cache

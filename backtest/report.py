@@ -1,9 +1,11 @@
-"""Plain-text reports of a BacktestResult: a metrics table, and the reproduction of the
-published framework with the published numbers and the gaps beside ours."""
+"""Reports of a BacktestResult: a plain-text metrics table, the reproduction of the
+published framework with the published numbers and the gaps beside ours, and the HTML
+tear sheet served by ``GET /backtest/{id}/report`` (figures: backtest.plots)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from html import escape
 
 from backtest.published import (
     COMBINED,
@@ -147,9 +149,9 @@ def format_published_comparison(result: BacktestResult) -> str:
     ]
     combined = ours.get(COMBINED)
     if combined is not None and combined.regime_distribution:
-        mine = ", ".join(f"{k} {_pct(v)}" for k, v in combined.regime_distribution.items())
+        held = ", ".join(f"{k} {_pct(v)}" for k, v in combined.regime_distribution.items())
         published = ", ".join(f"{k} {_pct(v, 0)}" for k, v in PUBLISHED_FRAMEWORK_REGIMES.items())
-        lines += ["", f"Regime distribution ({COMBINED}): ours {mine}; published {published}"]
+        lines += ["", f"Regime distribution ({COMBINED}): ours {held}; published {published}"]
     lines += _note_lines(result.notes)
     lines += [
         "",
@@ -169,3 +171,99 @@ def _regime_lines(strategies: Sequence[StrategyResult]) -> list[str]:
 
 def _note_lines(notes: Sequence[str]) -> list[str]:
     return ["", "Notes:", *(f"- {note}" for note in notes)] if notes else []
+
+
+# --- the HTML tear sheet -------------------------------------------------------------
+
+FIGURE_TITLES = {
+    "equity": "Equity (log scale), metrics in the legend",
+    "drawdowns": "Drawdowns",
+    "regimes": "Regimes and exposure held",
+    "yearly": "Yearly returns",
+    "rolling_sharpe": "Rolling Sharpe ratio",
+    "rolling_volatility": "Rolling volatility",
+}
+
+TEAR_SHEET_CSS = """
+body { font-family: system-ui, sans-serif; margin: 1.5rem auto; max-width: 1240px;
+       color: #1d1d1f; padding: 0 1rem; }
+h1 { font-size: 1.4rem; margin-bottom: 0.2rem; }
+p.meta { color: #555; margin: 0.1rem 0; font-size: 0.9rem; }
+table { border-collapse: collapse; margin: 1rem 0; font-size: 0.9rem; }
+th, td { padding: 0.3rem 0.6rem; border-bottom: 1px solid #ddd; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+figure { margin: 1.5rem 0; }
+figure img { width: 100%; height: auto; border: 1px solid #eee; }
+figcaption { font-weight: 600; margin-bottom: 0.3rem; }
+figcaption a { font-weight: normal; font-size: 0.85rem; margin-left: 0.5rem; }
+.note { background: #fff8e1; border-left: 4px solid #f0b400; padding: 0.5rem 0.8rem; }
+"""
+
+
+def tear_sheet_html(
+    result: BacktestResult,
+    *,
+    title: str,
+    figure_url: Callable[[str, str], str],
+    figures: Sequence[str],
+    warnings: Sequence[str] = (),
+) -> str:
+    """A self-contained HTML page: metrics table, conventions, notes and one <img> per
+    figure (``figure_url(name, format)`` gives its address; PNG shown, SVG linked)."""
+    header = [
+        "strategy",
+        "ann. return",
+        "volatility",
+        "Sharpe",
+        "Sortino",
+        "max DD",
+        "Calmar",
+        "time invested",
+        "trades",
+    ]
+    rows = [
+        [
+            s.name,
+            _pct(s.metrics.annualised_return),
+            _pct(s.metrics.annualised_volatility),
+            _num(s.metrics.sharpe),
+            _num(s.metrics.sortino),
+            _pct(s.metrics.max_drawdown),
+            _num(s.metrics.calmar),
+            _invested(s.metrics.time_invested),
+            str(s.metrics.trades),
+        ]
+        for s in result.strategies
+    ]
+    table = "".join(
+        [
+            "<table id='metrics'><thead><tr>",
+            "".join(f"<th>{escape(cell)}</th>" for cell in header),
+            "</tr></thead><tbody>",
+            *(
+                "<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in row) + "</tr>"
+                for row in rows
+            ),
+            "</tbody></table>",
+        ]
+    )
+    meta = "".join(f"<p class='meta'>{escape(line)}</p>" for line in header_lines(result))
+    notices = "".join(f"<p class='note'>{escape(text)}</p>" for text in warnings)
+    notes = ""
+    if result.notes:
+        notes = "<h2>Notes</h2><ul>" + "".join(f"<li>{escape(n)}</li>" for n in result.notes)
+        notes += "</ul>"
+    images = "".join(
+        f"<figure id='figure-{escape(name)}'><figcaption>"
+        f"{escape(FIGURE_TITLES.get(name, name))}"
+        f"<a href='{escape(figure_url(name, 'svg'))}'>SVG</a>"
+        f"<a href='{escape(figure_url(name, 'png'))}'>PNG</a></figcaption>"
+        f"<img src='{escape(figure_url(name, 'png'))}' alt='{escape(name)}' loading='lazy'>"
+        "</figure>"
+        for name in figures
+    )
+    return (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>{escape(title)}</title><style>{TEAR_SHEET_CSS}</style></head><body>"
+        f"<h1>{escape(title)}</h1>{meta}{notices}{table}{images}{notes}</body></html>"
+    )

@@ -13,7 +13,7 @@ which every strategy holds a position resting on real input, and ends on
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -38,7 +38,6 @@ from backtest.strategies import StrategyConfig
 from core.enums import FilterName, FilterState, UnavailablePolicy
 from core.errors import DataValidationError, NoDataError
 from core.features import SPY, simple_returns
-from core.rules import switches_per_year
 
 
 @dataclass(frozen=True)
@@ -58,6 +57,10 @@ class BacktestInputs:
     cash_rate_source: str | None = None
     model_outputs: pd.DataFrame | None = None
     asset: str = SPY
+    # Signals built from these inputs, per strategy configuration: a signal depends on
+    # nothing else (not on the period, lag or costs), so inputs kept between requests
+    # build each strategy's signal once.
+    signals: dict[str, StrategySignal] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -77,7 +80,10 @@ def run_backtest(request: BacktestRequest, inputs: BacktestInputs) -> BacktestRu
     asset_close = inputs.asset_close.astype(float).reindex(calendar)
     asset_returns = simple_returns(asset_close, 1)
     signal_inputs = SignalInputs(inputs.features, asset_returns, inputs.model_outputs)
-    signals = {config.label: build_signal(config, signal_inputs) for config in request.strategies}
+    signals = {
+        config.label: _signal(config, signal_inputs, inputs.signals)
+        for config in request.strategies
+    }
     exposures = pd.DataFrame({name: signal.exposure for name, signal in signals.items()})
     start = _timestamp(request.start) or _default_start(signals, request.lag)
     simulation = simulate(
@@ -113,6 +119,18 @@ def run_backtest(request: BacktestRequest, inputs: BacktestInputs) -> BacktestRu
         notes=_notes(strategies, signals),
     )
     return BacktestRun(result, simulation, signals, held_regimes, asset_close.reindex(span))
+
+
+def _signal(
+    config: StrategyConfig, inputs: SignalInputs, built: dict[str, StrategySignal]
+) -> StrategySignal:
+    key = config.model_dump_json()
+    signal = built.get(key)
+    if signal is None:
+        if len(built) >= 64:  # configurations are few in practice; bound anyway
+            built.clear()
+        signal = built[key] = build_signal(config, inputs)
+    return signal
 
 
 def _calendar(features: pd.DataFrame) -> pd.DatetimeIndex:
@@ -155,6 +173,20 @@ def _held(daily: pd.Series, lag: int, span: pd.DatetimeIndex) -> pd.Series:
     return held.ffill() if np.isnan(values).any() else held
 
 
+def _switches_per_year(regime: pd.Series) -> dict[int, int]:
+    """Regime changes per calendar year over the days with a regime, as
+    core.rules.switches_per_year counts them, on arrays."""
+    values = regime.to_numpy(dtype=float)
+    known = ~np.isnan(values)
+    values, years = values[known], regime.index.year.to_numpy()[known]
+    if values.size == 0:
+        return {}
+    changed = np.r_[False, values[1:] != values[:-1]].astype(np.int64)
+    first_of_year = np.flatnonzero(np.r_[True, years[1:] != years[:-1]])
+    counts = np.add.reduceat(changed, first_of_year)
+    return {int(year): int(n) for year, n in zip(years[first_of_year], counts, strict=True)}
+
+
 def _strategy_result(
     config: StrategyConfig,
     signal: StrategySignal,
@@ -182,9 +214,7 @@ def _strategy_result(
             int(year): float(value)
             for year, value in metrics.yearly_returns(simulation.returns[name]).items()
         },
-        switches_per_year=None
-        if regime is None
-        else {int(year): int(n) for year, n in switches_per_year(regime).items()},
+        switches_per_year=None if regime is None else _switches_per_year(regime),
         filters=_filter_availability(signal, lag, span),
         days_without_input=int(_held(signal.no_input, lag, span).sum()),
         held_over_days=int(simulation.held_over_days[name]),
@@ -268,7 +298,7 @@ def _equity_curves(equity: pd.DataFrame, sampling: EquitySampling) -> EquityCurv
         sampled = equity[last_of_group]
     return EquityCurves(
         sampling=sampling,
-        dates=[day.date() for day in sampled.index],
+        dates=sampled.index.date.tolist(),
         values={str(name): sampled[name].round(8).tolist() for name in sampled.columns},
     )
 

@@ -61,6 +61,10 @@ class BacktestRequest(_Model):
         "0 would be look-ahead and is refused",
     )
     equity_sampling: EquitySampling = EquitySampling.WEEKLY
+    store: bool = Field(
+        default=True,
+        description="keep the run (readable at GET /backtest/{id}); false: only answer it",
+    )
 
     @model_validator(mode="after")
     def _coherent(self) -> BacktestRequest:

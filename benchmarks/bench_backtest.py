@@ -4,6 +4,9 @@ Prints the median wall time of:
 - a backtest of 6 strategies (buy & hold, the three single filters, the combined
   framework, and a 10% volatility target on it) over every SPY day, in process,
   from the feature table to the result model (target < 50 ms);
+- the same six strategies' returns, equity, drawdowns and every headline metric
+  computed by plain numpy from the six exposure series (the floor the backtest is
+  compared with, measured in the same run: the backtest should stay within 3x);
 - recomputing every daily regime with core.rules.compute_regimes (target < 200 ms).
 
 Run from the project root:  .venv/bin/python benchmarks/bench_backtest.py [--repeat N]
@@ -18,6 +21,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -63,6 +67,32 @@ def median_ms(action: Callable[[], object], repeat: int) -> float:
     return statistics.median(times)
 
 
+def numpy_reference(exposures: np.ndarray, asset_returns: np.ndarray, years: np.ndarray) -> dict:
+    """Plain numpy over (days, strategies) arrays: lag-1 positions, daily returns,
+    equity, drawdowns, and the metrics the backtest reports."""
+    positions = np.vstack([np.zeros((1, exposures.shape[1])), exposures[:-1]])
+    returns = positions * asset_returns[:, None]
+    equity = np.cumprod(1.0 + returns, axis=0)
+    drawdown = equity / np.maximum.accumulate(np.maximum(equity, 1.0), axis=0) - 1.0
+    mean, std = returns.mean(axis=0), returns.std(axis=0, ddof=1)
+    downside = np.sqrt(np.mean(np.minimum(returns, 0.0) ** 2, axis=0))
+    days = len(returns)
+    first_of_year = np.flatnonzero(np.r_[True, years[1:] != years[:-1]])
+    traded = np.abs(np.diff(positions, axis=0, prepend=0.0))
+    return {
+        "cumulative": equity[-1] - 1.0,
+        "annualised": equity[-1] ** (252 / days) - 1.0,
+        "volatility": std * np.sqrt(252),
+        "sharpe": mean / std * np.sqrt(252),
+        "sortino": mean / downside * np.sqrt(252),
+        "max_drawdown": drawdown.min(axis=0),
+        "yearly": np.multiply.reduceat(1.0 + returns, first_of_year, axis=0) - 1.0,
+        "invested": (positions >= 1.0).mean(axis=0),
+        "turnover": traded.sum(axis=0) * 252 / days,
+        "trades": (traded > 0).sum(axis=0),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=21, help="timed runs per measure")
@@ -91,6 +121,12 @@ def main() -> int:
     days = run_backtest(request, inputs).result.period.days
 
     backtest_ms = median_ms(lambda: run_backtest(request, inputs), args.repeat)
+    run = run_backtest(request, inputs)
+    span = run.simulation.returns.index
+    exposures = run.simulation.positions.shift(-1).ffill().to_numpy(dtype=float)
+    asset_returns = closes["SPY"].reindex(span).pct_change().fillna(0.0).to_numpy()
+    years = span.year.to_numpy()
+    reference_ms = median_ms(lambda: numpy_reference(exposures, asset_returns, years), args.repeat)
     regimes_ms = median_ms(lambda: compute_regimes(features, PUBLISHED_FRAMEWORK), args.repeat)
 
     print(
@@ -100,6 +136,11 @@ def main() -> int:
     print(
         f"backtest, 6 strategies, median of {args.repeat}: {backtest_ms:.1f} ms "
         f"(target < {TARGET_BACKTEST_MS:.0f} ms)"
+    )
+    print(
+        f"plain numpy, the same 6 strategies' returns and metrics, median of {args.repeat}: "
+        f"{reference_ms:.1f} ms; backtest / numpy = {backtest_ms / reference_ms:.1f}x "
+        "(floor <= 3x)"
     )
     print(
         f"compute_regimes, all days, median of {args.repeat}: {regimes_ms:.1f} ms "

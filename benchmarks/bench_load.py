@@ -7,8 +7,10 @@ One uvicorn worker serves the app; N keep-alive connections send a fixed mix
 (per 100 requests: 80 GET /regime/today, 18 GET /regimes pages, 2 POST
 /backtest of two strategies over one year) until the total is reached. Prints
 per-endpoint p50/p99, errors (any status outside 2xx), and the server's
-resident memory after a warm-up at the same concurrency and after the run
-(bound: growth under 64 MB; what a leak would show, not first-touch allocation).
+resident memory (with its research processes) after a warm-up at the same
+concurrency and after the run (bound: growth under 64 MB; what a leak would show,
+not first-touch allocation). The mixed case with the bare reference beside it is
+bench_api.py's "+ 4 backtest posters".
 """
 
 from __future__ import annotations
@@ -59,10 +61,33 @@ def request_mix() -> list[tuple[str, bytes]]:
 
 
 def resident_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    """Resident memory of ``pid`` and every process under it (the research processes)."""
+    total = 0.0
+    for process in _tree(pid):
+        try:
+            for line in Path(f"/proc/{process}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) / 1024
+        except FileNotFoundError:
+            continue
+    return total
+
+
+def _tree(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (FileNotFoundError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    found, pending = [], [pid]
+    while pending:
+        process = pending.pop()
+        found.append(process)
+        pending += children.get(process, [])
+    return found
 
 
 async def _connection(port: int, schedule: list, counter: list[int], total: int, out: dict) -> None:
@@ -135,7 +160,14 @@ def main() -> int:
         port = free_port()
         # The server runs as the image runs it (Dockerfile): two malloc arenas, so the
         # figure below is what a leak would show, not glibc's per-thread fragmentation.
-        env = {"DEEPREGIME_DATABASE_URL": url, "MALLOC_ARENA_MAX": "2"}
+        # One client stands for many: no rate limit on its backtests, and room in the
+        # research queue for the connections' share of history pages and backtests.
+        env = {
+            "DEEPREGIME_DATABASE_URL": url,
+            "MALLOC_ARENA_MAX": "2",
+            "DEEPREGIME_BACKTEST_RATE_PER_MINUTE": "0",
+            "DEEPREGIME_RESEARCH_QUEUE": str(args.connections),
+        }
         server = start_server("app.main:create_app", port, env)
         try:
             # Warm-up at full concurrency: caches, the first backtest inputs, and one

@@ -81,8 +81,14 @@ def backtest(
         str | None, typer.Option(help="Model whose stored outputs model strategies read.")
     ] = None,
     plots: Annotated[
-        Path | None, typer.Option(help="Folder to write equity, drawdown and regime PNGs into.")
+        Path | None,
+        typer.Option(
+            help="Folder to write the tear sheet's figures into: equity, drawdowns, regimes "
+            "and exposure, yearly returns, rolling Sharpe and volatility (as GET "
+            "/backtest/{id}/report draws them)."
+        ),
     ] = None,
+    plot_format: Annotated[str, typer.Option(help="Format of the figures: png or svg.")] = "png",
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the result as JSON (the result schema).")
     ] = False,
@@ -92,6 +98,10 @@ def backtest(
     Without --config runs the published-framework preset: buy & hold, each filter
     alone and the combined framework from 2006, beside the published numbers.
     """
+    if plot_format not in ("png", "svg"):
+        raise DataValidationError(
+            f"unknown plot format {plot_format!r}; choose png or svg", field="plot-format"
+        )
     if preset is not None and config is not None:
         raise DataValidationError("give either --preset or --config, not both", field="preset")
     if config is not None:
@@ -127,7 +137,7 @@ def backtest(
     if plots is not None:
         from backtest.plots import write_plots  # matplotlib only when plots are asked for
 
-        for path in write_plots(run, plots):
+        for path in write_plots(run, plots, image_format=plot_format):  # type: ignore[arg-type]
             typer.echo(f"wrote {path}", err=as_json)
 
 

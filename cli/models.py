@@ -9,6 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -29,6 +31,7 @@ from training.config import (
     ModelConfig,
     Pooling,
     SplitConfig,
+    Target,
     TrainerConfig,
     TrainingSetup,
     WindowConfig,
@@ -41,6 +44,8 @@ models_app = typer.Typer(
 )
 
 DATE_FORMATS = ["%Y-%m-%d"]
+# Jump-model penalties tried in each training window (the jumpmodels examples use 50).
+DEFAULT_JUMP_PENALTIES = (10.0, 50.0, 200.0)
 # Refits stop improving after about a dozen epochs (best epoch 12 of 15 on 2012-2024).
 WALK_FORWARD_EPOCHS = 15
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
@@ -55,7 +60,17 @@ LabelsOption = Annotated[
     ),
 ]
 HorizonOption = Annotated[
-    int, typer.Option(help="0: label of the window's last day; h: label h trading days later.")
+    int,
+    typer.Option(
+        help="Trading days ahead: the label h days later, or the span of a '-within' target."
+    ),
+]
+TargetOption = Annotated[
+    Target,
+    typer.Option(
+        help="label: the label h days ahead (h = 0: a now-cast); distress-within: any "
+        "distressed day in the next h; change-within: any regime change in the next h."
+    ),
 ]
 EpochsOption = Annotated[int, typer.Option(help="Maximum training epochs per fit.")]
 MaxSecondsOption = Annotated[
@@ -64,6 +79,34 @@ MaxSecondsOption = Annotated[
 PatienceOption = Annotated[int, typer.Option(help="Epochs without improvement before stopping.")]
 SeedOption = Annotated[int, typer.Option(help="Seed of every random number generator.")]
 ThreadsOption = Annotated[int | None, typer.Option(help="torch threads (default: 1).")]
+
+
+@contextmanager
+def _progress(description: str, total: int, unit: str) -> Iterator[Callable[[object], None]]:
+    """A progress bar with elapsed and remaining time on stderr; yields the function that
+    advances it by one ``unit`` (the argument it is given is ignored)."""
+    from rich.console import Console  # training extras only, like torch
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn(unit),
+        TimeElapsedColumn(),
+        TextColumn("left"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda _: bar.advance(task)
 
 
 def _models_dir(models_dir: Path | None) -> Path:
@@ -133,6 +176,7 @@ def train(
     ] = None,
     labels: LabelsOption = STANDARDISED_LABELS.preset,
     horizon: HorizonOption = 0,
+    target: TargetOption = Target.LABEL,
     epochs: EpochsOption = TrainerConfig.max_epochs,
     max_seconds: MaxSecondsOption = None,
     patience: PatienceOption = TrainerConfig.patience,
@@ -157,7 +201,7 @@ def train(
     the version in the database; --activate also makes it serve."""
     from training.pipeline import train_version  # torch: training extras only
 
-    windows = WindowConfig(horizon=horizon)
+    windows = WindowConfig(horizon=horizon, target=target)
     setup = TrainingSetup(
         labels=label_preset(labels),
         windows=windows,
@@ -173,10 +217,12 @@ def train(
     if not as_json:
         typer.echo(
             f"training on {len(features)} days {features.index[0].date()} .. "
-            f"{features.index[-1].date()} (labels {labels}, horizon {horizon})"
+            f"{features.index[-1].date()} (labels {labels}, target {target.value}, "
+            f"horizon {horizon})"
         )
     started = time.perf_counter()
-    card, path = train_version(features, setup, folder)
+    with _progress("training", setup.trainer.max_epochs, "epochs") as advance:
+        card, path = train_version(features, setup, folder, on_epoch=advance)
     seconds = time.perf_counter() - started
     with transaction() as connection:
         model_registry.register_version(
@@ -217,6 +263,7 @@ def evaluate(
     last_year: Annotated[int, typer.Option(help="Last walk-forward test year.")] = 2024,
     labels: LabelsOption = STANDARDISED_LABELS.preset,
     horizon: HorizonOption = 0,
+    target: TargetOption = Target.LABEL,
     epochs: Annotated[
         int,
         typer.Option(help="Maximum epochs per refit (13 refits of 15 take ~20 min on 2 cores)."),
@@ -232,29 +279,63 @@ def evaluate(
     save: Annotated[
         Path | None, typer.Option(help="Also write the JSON report to this file.")
     ] = None,
+    report_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--report", help="Write report.md, report.json and the plots into this folder."
+        ),
+    ] = None,
+    jobs: Annotated[
+        int, typer.Option(help="Test years refitted at once (one process each, 1 thread).")
+    ] = 1,
+    jump_penalty: Annotated[
+        list[float] | None,
+        typer.Option(
+            help="Jump-model penalties tuned by time-series CV in each training window "
+            "(repeat the option; default 10, 50, 200)."
+        ),
+    ] = None,
+    hmm_states: Annotated[
+        list[int] | None,
+        typer.Option(help="HMM state counts tuned likewise (repeat the option; default 2)."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Walk-forward evaluation against baselines, with backtests and the reproduction.
 
     Refits yearly (expanding window), reports per-year and pooled metrics, the
     out-of-sample strategies and the published table beside what survives."""
+    from training.baselines import BaselineConfig
     from training.evaluation import evaluate as run_evaluation  # torch: training extras only
-    from training.evaluation import report_json, report_text, write_plots
+    from training.evaluation import report_json, report_markdown, report_text, write_plots
     from training.walkforward import WalkForwardConfig
 
     setup = TrainingSetup(
         labels=label_preset(labels),
-        windows=WindowConfig(horizon=horizon),
+        windows=WindowConfig(horizon=horizon, target=target),
         trainer=_trainer(epochs, max_seconds, patience, seed, threads),
     )
-    config = WalkForwardConfig(first_year, last_year, setup=setup).validate()
+    baselines = BaselineConfig(
+        jump_penalty_grid=tuple(jump_penalty or DEFAULT_JUMP_PENALTIES),
+        hmm_states_grid=tuple(hmm_states or ()),
+        hmm_states=(hmm_states or [BaselineConfig.hmm_states])[0],
+    )
+    config = WalkForwardConfig(
+        first_year, last_year, setup=setup, baselines=baselines, jobs=jobs
+    ).validate()
     with transaction() as connection:
         features = load_features(connection)
     if features.empty:
         raise NoDataError("no stored features: run `deepregime features` first")
-    report = run_evaluation(features, config, with_reproduction=reproduction)
+    with _progress("walk-forward", last_year - first_year + 1, "years") as advance:
+        report = run_evaluation(features, config, with_reproduction=reproduction, on_refit=advance)
+    plots = plots or report_dir
     written = write_plots(report, features, plots) if plots else []
     payload = report_json(report) | {"plots": [str(p) for p in written]}
+    if report_dir is not None:
+        (report_dir / "report.md").write_text(report_markdown(report, written), encoding="utf-8")
+        save = save or report_dir / "report.json"
+        written.append(report_dir / "report.md")
     if save is not None:
         save.parent.mkdir(parents=True, exist_ok=True)
         save.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from enum import StrEnum
 from typing import Any
 
+import numpy as np
+import pandas as pd
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from inference.versions import validate_version
@@ -49,6 +52,27 @@ class LabelSummary(_Frozen):
     centroids: list[list[float]]  # in the fitted feature space, calmest first
 
 
+class CalibrationMethod(StrEnum):
+    NONE = "none"  # the graph's probability as it comes out
+    TEMPERATURE = "temperature"  # sigmoid(logit(p) / temperature)
+    ISOTONIC = "isotonic"  # piecewise-linear through (x, y) knots, non-decreasing
+
+
+class Calibration(_Frozen):
+    """How the graph's p(distressed) becomes the served probability (inference.calibration).
+
+    Fitted on the validation split only; ``metrics`` holds Brier score, Brier skill
+    and expected calibration error before ("raw") and after ("calibrated") on the
+    validation and test splits."""
+
+    method: CalibrationMethod
+    temperature: float | None = None
+    knots_x: list[float] | None = None
+    knots_y: list[float] | None = None
+    fitted_on: Period | None = None
+    metrics: dict[str, dict[str, float | None]] = {}
+
+
 class OnnxSignature(_Frozen):
     input_name: str  # float32 [batch, window, n_features], raw features
     output_name: str  # float32 [batch, 2], class probabilities (calm, distressed)
@@ -73,6 +97,24 @@ class ModelCard(_Frozen):
     onnx: OnnxSignature
     config: dict[str, Any]  # resolved model and trainer configuration
     training: dict[str, Any]  # epochs run, best epoch, seconds, stop reason, library versions
+    # What the probability is of (training.targets.Target): "label" is the label of the
+    # day ``horizon`` sessions after the window's last day (0: that day, a now-cast).
+    target: str = "label"
+    # Last day whose data (labeler fit, training or validation inputs and targets) shaped
+    # the model; later days are out of sample. None on older cards: training_period.end.
+    in_sample_until: dt.date | None = None
+    calibration: Calibration | None = None
+    # Scores on days after the in-sample cut-off (the held-out test split), if any.
+    out_of_sample: dict[str, Any] | None = None
+
+    @property
+    def sample_cutoff(self) -> dt.date:
+        """The last in-sample day: outputs for later days are out of sample."""
+        return self.in_sample_until or self.training_period.end
+
+    def in_sample(self, dates: pd.DatetimeIndex) -> np.ndarray:
+        """[n] bool: each day is on or before the in-sample cut-off."""
+        return np.asarray(dates <= pd.Timestamp(self.sample_cutoff), dtype=bool)
 
     @field_validator("version")
     @classmethod

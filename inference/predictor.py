@@ -15,6 +15,7 @@ import pandas as pd
 
 from core.errors import DataValidationError
 from core.policies import distressed_from_probability
+from inference.calibration import apply_calibration
 from inference.card import DISTRESSED, ModelCard
 from inference.registry import verified_artifact
 from inference.windows import complete_window_ends, feature_matrix, sliding_windows
@@ -48,7 +49,8 @@ class RegimePredictor:
         return self.card.version
 
     def predict_windows(self, windows: np.ndarray, batch_size: int = DEFAULT_BATCH) -> np.ndarray:
-        """p(distressed) for raw-feature windows [n, window, n_features] -> [n] float64.
+        """The graph's (uncalibrated) p(distressed) for raw-feature windows
+        [n, window, n_features] -> [n] float64; ``predict_daily`` calibrates it.
 
         Windows must be complete (no NaN); callers drop incomplete ones first.
         """
@@ -69,7 +71,8 @@ class RegimePredictor:
         return out
 
     def predict_daily(self, features: pd.DataFrame) -> pd.DataFrame:
-        """Daily ``p_distressed`` and ``regime`` (1 distressed, 0 calm) for a feature table.
+        """Daily ``p_distressed`` (calibrated when the card has a calibration) and ``regime``
+        (1 distressed, 0 calm) for a feature table.
 
         ``features`` is the stored feature table indexed by date (increasing).
         Days without ``window`` complete rows of the card's features (history
@@ -80,8 +83,15 @@ class RegimePredictor:
         p_distressed = np.full(len(values), np.nan)
         if len(ends):
             windows = sliding_windows(values, self.card.window)[ends - (self.card.window - 1)]
-            p_distressed[ends] = self.predict_windows(windows)
+            p_distressed[ends] = apply_calibration(
+                self.predict_windows(windows), self.card.calibration
+            )
         probability = pd.Series(p_distressed, index=features.index, name="p_distressed")
         return pd.DataFrame(
             {"regime": distressed_from_probability(probability), "p_distressed": probability}
         )
+
+    def with_in_sample(self, outputs: pd.DataFrame) -> pd.DataFrame:
+        """``outputs`` (indexed by date) plus ``in_sample``: the day is inside the training
+        data of this version (on or before the card's in-sample cut-off)."""
+        return outputs.assign(in_sample=self.card.in_sample(pd.DatetimeIndex(outputs.index)))

@@ -67,7 +67,21 @@ class ModelPart(BaseModel):
     available: bool
     version: str | None = None
     regime: int | None = Field(default=None, description="0 calm, 1 distressed.")
-    p_distressed: float | None = None
+    p_distressed: float | None = Field(
+        default=None, description="Calibrated probability of the model's target (see target)."
+    )
+    target: str | None = Field(
+        default=None,
+        description="What p_distressed is the probability of: 'label' (distressed `horizon` "
+        "sessions ahead), 'distress-within' or 'change-within' the next `horizon` sessions.",
+    )
+    horizon: int | None = Field(default=None, description="Sessions ahead; 0: a now-cast.")
+    in_sample: bool | None = Field(
+        default=None, description="True when the day's data shaped the model (not a forecast)."
+    )
+    out_of_sample: dict[str, Any] | None = Field(
+        default=None, description="The version's held-out summary from its model card."
+    )
     reason: str | None = Field(default=None, description="Why the model part is unavailable.")
 
 
@@ -337,12 +351,28 @@ def _model_part(outputs: pd.DataFrame, model: ModelSlot, day: pd.Timestamp) -> M
             reason=f"no model output stored for {day.date()}: the {window} days of features "
             "ending on it are incomplete, or the day was not scored yet (run `deepregime update`)",
         )
+    card = model.predictor.card if model.predictor is not None else None
     return ModelPart(
         available=True,
         version=model.version,
         regime=int(outputs.at[day, "regime"]),
         p_distressed=_number(outputs.at[day, "p_distressed"]),
+        target=card.target if card else None,
+        horizon=card.horizon if card else None,
+        in_sample=bool(card.in_sample(pd.DatetimeIndex([day]))[0]) if card else None,
+        out_of_sample=_finite(card.out_of_sample) if card else None,
     )
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with NaN and infinities as None (published bodies are strict JSON)."""
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def regime_report(
@@ -405,19 +435,43 @@ def regime_history(
     mapping: ModelMappingName,
     rule_set: RuleSet,
     model: ModelSlot,
+    descending: bool = False,
+    latest: int | None = None,
 ) -> RegimePage:
-    """Days in [max(start, cursor), end], oldest first, at most ``limit`` of them."""
+    """Days in [max(start, cursor), end], oldest first, at most ``limit`` of them.
+
+    ``descending``: newest first, days in [start, min(end, cursor)], and the next
+    cursor is the next older day. ``latest``: the ``latest`` most recent days in
+    [start, end] (in the order asked; one page, no cursor)."""
     if start is not None and end is not None and start > end:
         raise ConfigError(f"query 'start' ({start}) must not be after 'end' ({end})")
+    if latest is not None and cursor is not None:
+        raise ConfigError("query 'latest' gives one page: it takes no 'cursor'")
     require_model(policy, model)
-    first = max(d for d in (start, cursor) if d is not None) if (start or cursor) else None
-    rows = load_regimes(
-        connection, rule_set_version=rule_set.version, start=first, end=end, limit=limit + 1
-    )
+    if latest is not None:
+        limit = latest
+    if descending or latest is not None:
+        bounds = [d for d in (end, cursor if latest is None else None) if d is not None]
+        rows = load_regimes(
+            connection,
+            rule_set_version=rule_set.version,
+            start=start,
+            end=min(bounds) if bounds else None,
+            limit=limit + 1,
+            latest_first=True,
+        )
+    else:
+        first = max(d for d in (start, cursor) if d is not None) if (start or cursor) else None
+        rows = load_regimes(
+            connection, rule_set_version=rule_set.version, start=first, end=end, limit=limit + 1
+        )
     if rows.empty and stored_span(connection, rule_set) is None:
         raise no_regimes(rule_set)
-    next_cursor = rows.index[limit].date() if len(rows) > limit else None
+    more = len(rows) > limit and latest is None
+    next_cursor = rows.index[limit].date() if more else None
     rows = rows.iloc[:limit]
+    if descending or latest is not None:
+        rows = rows.sort_index()  # computed oldest first; put in the order asked below
     outputs = (
         _model_outputs(connection, model, rows.index[0].date(), rows.index[-1].date())
         if len(rows)
@@ -480,6 +534,8 @@ def regime_history(
             strict=True,
         )
     ]
+    if descending:
+        items.reverse()
     return RegimePage(
         policy=policy,
         mapping=mapping if policy is Policy.MODEL else None,

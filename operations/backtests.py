@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import time
+from dataclasses import dataclass
 
 import pandas as pd
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import IntegrityError
 
 from backtest.rates import daily_cash_rate
 from backtest.runner import BacktestInputs, run_backtest
@@ -14,8 +18,9 @@ from backtest.schemas import BacktestRequest
 from backtest.strategies import uses_model
 from core.errors import DataValidationError, ModelUnavailableError, NoDataError
 from core.features import SPY
+from inference.in_sample import in_sample_note
 from operations.models import ModelSlot
-from store.backtest_runs import StoredRun, save_run
+from store.backtest_runs import StoredRun, prune_runs, run_by_idempotency_key, save_run
 from store.repository import load_closes, load_features, load_model_outputs
 
 
@@ -47,7 +52,7 @@ def load_backtest_inputs(
                 "a strategy reads the classifier, but no model is active "
                 "(activate one, or name a model version)"
             )
-        outputs = load_model_outputs(connection, model_version=model_version)
+        outputs = load_model_outputs(connection, model_version=model_version, with_in_sample=True)
         if outputs.empty:
             raise NoDataError(f"no daily outputs stored for model version {model_version!r}")
         _check_outputs_cover(outputs, features.index, model_version, request)
@@ -112,6 +117,38 @@ def serving_inputs(
     return load_backtest_inputs(connection, request=request, model_version=model.version)
 
 
+@dataclass(frozen=True)
+class Retention:
+    """Stored runs are kept within all three bounds (store.backtest_runs.prune_runs)."""
+
+    keep_runs: int
+    keep_bytes: int
+    keep_days: float
+
+
+@dataclass(frozen=True)
+class BacktestAnswer:
+    """A run as answered: the result as JSON bytes, and the stored run when kept.
+
+    ``replayed``: the run was stored earlier under the same idempotency key and is
+    answered again without running."""
+
+    body: bytes
+    run: StoredRun | None
+    replayed: bool = False
+
+
+class IdempotencyKeyReused(DataValidationError):
+    """The idempotency key was used before with a different request."""
+
+
+def request_fingerprint(request: BacktestRequest) -> str:
+    """sha256 of the request's canonical JSON (``store`` aside: it does not change the run)."""
+    document = request.model_dump(mode="json", exclude={"store"})
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(canonical).hexdigest()
+
+
 def run_and_store_backtest(
     engine: Engine,
     *,
@@ -119,14 +156,25 @@ def run_and_store_backtest(
     max_strategies: int,
     model: ModelSlot,
     cache: object | None = None,
-) -> StoredRun:
-    """Run the request on the stored data and store the run (request, result, duration).
+    idempotency_key: str | None = None,
+    retention: Retention | None = None,
+) -> BacktestAnswer:
+    """Run the request on the stored data and, unless ``request.store`` is false, store
+    the run (request, result, duration) and prune the stored runs to ``retention``.
 
-    ``cache`` (get/put, dropped on every publication and activation) keeps the
-    loaded inputs, so repeated runs skip the reads.
+    With ``idempotency_key``, a run stored earlier under that key is answered as it
+    was, without running again (a different request under the same key is refused);
+    two racing first attempts run both, and the second answers the first's stored run.
+    ``cache`` (get/put) keeps the loaded inputs, so repeated runs skip the reads.
     """
     started = time.perf_counter()
     check_bounds(request, max_strategies=max_strategies)
+    fingerprint = request_fingerprint(request) if idempotency_key else None
+    if idempotency_key:
+        with engine.connect() as connection:
+            earlier = run_by_idempotency_key(connection, key=idempotency_key)
+        if earlier is not None:
+            return _replay(earlier, fingerprint, idempotency_key)
     needs_model = any(uses_model(strategy) for strategy in request.strategies)
     key = ("backtest-inputs", request.rate_source, model.version if needs_model else None)
     inputs = cache.get(key) if cache is not None else None  # type: ignore[attr-defined]
@@ -136,12 +184,55 @@ def run_and_store_backtest(
         if cache is not None:
             cache.put(key, inputs)  # type: ignore[attr-defined]
     check_period(request, inputs.features.index)
-    result = run_backtest(request, inputs).result
-    duration_ms = (time.perf_counter() - started) * 1000
-    with engine.begin() as connection:
-        return save_run(
-            connection,
-            request=request.model_dump(mode="json"),
-            result=result.model_dump(mode="json"),
-            duration_ms=duration_ms,
+    result = run_backtest(request, inputs).result.model_dump(mode="json")
+    if inputs.model_outputs is not None and "in_sample" in inputs.model_outputs:
+        note = in_sample_note(
+            inputs.model_outputs["in_sample"],
+            version=str(model.version),
+            start=request.start,
+            end=request.end,
         )
+        result["notes"] = [*result["notes"], *([note] if note else [])]
+    body = json.dumps(result, separators=(",", ":")).encode()
+    if not request.store:
+        return BacktestAnswer(body, None)
+    document = request.model_dump(mode="json")
+    duration_ms = (time.perf_counter() - started) * 1000
+    try:
+        with engine.begin() as connection:
+            run = save_run(
+                connection,
+                request=document,
+                result=result,
+                duration_ms=duration_ms,
+                idempotency_key=idempotency_key,
+                request_sha256=fingerprint,
+                size_bytes=len(body) + len(json.dumps(document)),
+            )
+            if retention is not None:
+                prune_runs(
+                    connection,
+                    keep_runs=retention.keep_runs,
+                    keep_bytes=retention.keep_bytes,
+                    older_than=run.created_at - dt.timedelta(days=retention.keep_days),
+                )
+    except IntegrityError:
+        if idempotency_key is None:
+            raise
+        with engine.connect() as connection:  # a racing attempt stored it first
+            earlier = run_by_idempotency_key(connection, key=idempotency_key)
+        if earlier is None:
+            raise
+        return _replay(earlier, fingerprint, idempotency_key)
+    return BacktestAnswer(body, run)
+
+
+def _replay(earlier: StoredRun, fingerprint: str | None, key: str) -> BacktestAnswer:
+    if earlier.request_sha256 != fingerprint:
+        raise IdempotencyKeyReused(
+            f"idempotency key {key!r} was used for a different request (run {earlier.id}); "
+            "use a new key for a new request",
+            field="header.Idempotency-Key",
+        )
+    body = json.dumps(earlier.result, separators=(",", ":")).encode()
+    return BacktestAnswer(body, earlier, replayed=True)

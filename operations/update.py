@@ -310,17 +310,17 @@ def score_new_days(
     return written, f"[{predictor.version}] {written} day(s) scored from {first.date()}"
 
 
-def _last_complete_run_start(connection: Connection, *, current_run: int) -> dt.datetime | None:
-    """When the last update that got through its recompute started (None: never)."""
-    started = connection.execute(
-        select(func.max(update_runs.c.started_at)).where(
+def _last_complete_run_end(connection: Connection, *, current_run: int) -> dt.datetime | None:
+    """When the last update that got through its recompute committed (None: never)."""
+    finished = connection.execute(
+        select(func.max(update_runs.c.finished_at)).where(
             update_runs.c.status.in_(("published", "unchanged", "held")),
             update_runs.c.id != current_run,
         )
     ).scalar()
-    if started is None:
+    if finished is None:
         return None
-    return started if started.tzinfo is not None else started.replace(tzinfo=dt.UTC)
+    return finished if finished.tzinfo is not None else finished.replace(tzinfo=dt.UTC)
 
 
 def _recompute_from(connection: Connection, *, current_run: int) -> pd.Timestamp | None:
@@ -328,12 +328,12 @@ def _recompute_from(connection: Connection, *, current_run: int) -> pd.Timestamp
     stored yet or no update ever completed.
 
     The watermark is durable: every input price written since the last complete
-    update started (by this run, by a run that died before its recompute, by the
-    `ingest` step command), so a crash between writing prices and recomputing is
-    caught up by the next run, not forgotten.
+    update committed its recompute (by this run, by a run that died before its
+    recompute, by the `ingest` step command; all under the same lock), so a crash
+    between writing prices and recomputing is caught up by the next run.
     """
     last = last_feature_day(connection)
-    watermark = _last_complete_run_start(connection, current_run=current_run)
+    watermark = _last_complete_run_end(connection, current_run=current_run)
     if last is None or watermark is None:
         return None
     first_written = first_price_day_ingested_since(

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# End-to-end check of the image and the compose stack with podman:
-#   build the image -> compose up (postgres, migrate, app) -> ingest job on the mounted
-#   CSV folder -> a valid /regime/today from the app container -> model activation ->
-#   tear everything down (always, via trap).
+# End-to-end check of the image and README's compose commands, exactly as written:
+#   build the image -> every `docker compose ...` line of README's "Deployment" block, run
+#   with Docker Compose or, where podman replaces Docker, with podman-compose -> a valid
+#   /regime/today, a 200 /ready that reports the (old) shipped data as stale, the
+#   dashboard and the offline docs from the app container -> model activation -> tear
+#   everything down (always, via trap).
 #
 #   scripts/container_test.sh            # POSTGRES_IMAGE defaults to the local stand-in
 #
-# Needs podman and podman-compose (../shared/tools/containers/setup.sh) and the CSV
-# folder ../shared/data/market (or DEEPREGIME_DATA_DIR).
+# Needs podman and podman-compose (../shared/tools/containers/setup.sh) or Docker, and
+# the CSV folder ../shared/data/market (or DEEPREGIME_DATA_DIR).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,52 +18,63 @@ export DEEPREGIME_IMAGE=${DEEPREGIME_IMAGE:-localhost/deepregime:container-test}
 export DEEPREGIME_PORT=${DEEPREGIME_PORT:-18080}
 export DEEPREGIME_DATA_DIR=${DEEPREGIME_DATA_DIR:-$(cd ../shared/data/market && pwd)}
 export DEEPREGIME_API_KEY=${DEEPREGIME_API_KEY:-container-test-key-$RANDOM$RANDOM}
-# The real data ends on 2024-12-31: readiness would (rightly) call it stale.
-export DEEPREGIME_MAX_DATA_LAG_DAYS=10000
-PROJECT=${PROJECT:-deepregime-ct-$$}
+# README's commands name no project: the project comes from the environment.
+export COMPOSE_PROJECT_NAME=${COMPOSE_PROJECT_NAME:-deepregime-ct-$$}
 
-compose() { podman-compose --project-name "$PROJECT" -f docker-compose.yml "$@"; }
+if command -v podman-compose >/dev/null 2>&1 && ! docker compose version >/dev/null 2>&1; then
+    engine=podman
+    compose_command=podman-compose
+else
+    engine=docker
+    compose_command="docker compose"
+fi
 step() { printf '\n=== %s\n' "$*"; }
 
 cleanup() {
     status=$?
     step "tear down (exit status $status)"
     if [ "$status" -ne 0 ]; then
-        podman logs "$(container_of app)" 2>&1 | tail -40 || true
+        $engine logs "$(container_of app)" 2>&1 | tail -40 || true
     fi
-    compose --profile ingest down -v >/dev/null 2>&1 || true
+    $compose_command --profile ingest down -v >/dev/null 2>&1 || true
     exit "$status"
 }
 trap cleanup EXIT
 
 container_of() {  # id of the (latest) container of a compose service
-    podman ps -a -q --filter "label=io.podman.compose.project=$PROJECT" \
+    $engine ps -a -q --filter "label=com.docker.compose.project=$COMPOSE_PROJECT_NAME" \
         --filter "label=com.docker.compose.service=$1" | head -1
 }
 
 in_app() {  # run python inside the app container
-    podman exec "$(container_of app)" python -c "$1"
+    $engine exec "$(container_of app)" python -c "$1"
 }
 
 step "build $DEEPREGIME_IMAGE"
-podman build --pull=never --network host --format docker -t "$DEEPREGIME_IMAGE" . | tail -3
+if [ "$engine" = podman ]; then
+    podman build --pull=never --network host --format docker -t "$DEEPREGIME_IMAGE" . | tail -3
+else
+    docker build -t "$DEEPREGIME_IMAGE" . | tail -3
+fi
 
-# podman 4.3 cannot start a container whose dependency has dependencies of its own
-# ("depends on container ... not found in input list"), so the services come up in
-# order here with --no-deps; each still waits for the database by itself.
-step "compose up: db and the migration job"
-compose up -d --no-build db migrate
+# The compose lines of README's "Deployment" block, as written (a `#` comment ends each).
+mapfile -t readme_commands < <(
+    sed -n '/^## Deployment/,/^## /p' README.md | sed -n 's/^    \(docker compose [^#]*\).*/\1/p' \
+        | sed 's/[[:space:]]*$//'
+)
+test "${#readme_commands[@]}" -ge 2 || { echo "no compose commands found in README" >&2; exit 1; }
 
-step "wait for the migration job"
-migrate=$(container_of migrate)
-test "$(podman wait "$migrate")" = 0
-podman logs "$migrate" 2>&1 | tail -2
-
-step "compose up: app"
-compose up -d --no-build --no-deps app
-
-step "ingest job: CSV folder $DEEPREGIME_DATA_DIR mounted read-only at /data"
-compose --profile ingest run --rm --no-deps ingest 2>&1 | tail -4
+for command in "${readme_commands[@]}"; do
+    step "README: $command   (as: ${command/docker compose/$compose_command})"
+    log=$(mktemp)
+    # shellcheck disable=SC2086 # the README line is split into words as a shell would
+    if ! ${command/docker compose/$compose_command} >"$log" 2>&1; then
+        tail -30 "$log"
+        exit 1
+    fi
+    grep -v -e systemd -e syslog "$log" | tail -6 || true
+    rm -f "$log"
+done
 
 step "wait for the app's /health"
 for _ in $(seq 1 60); do
@@ -71,7 +84,7 @@ for _ in $(seq 1 60); do
     sleep 2
 done
 
-step "GET /regime/today from the app container"
+step "GET /regime/today and /ready from the app container"
 in_app "
 import json, urllib.request
 body = json.load(urllib.request.urlopen('http://127.0.0.1:8000/regime/today', timeout=10))
@@ -81,16 +94,28 @@ assert body['regime'] in ('risk-on', 'caution', 'risk-off'), body['regime']
 assert body['exposure'] in (0.0, 0.5, 1.0), body['exposure']
 assert body['rules']['available'] == 3 and body['stale'] is True
 print('valid /regime/today:', body['as_of'], body['regime'], body['exposure'])
+# The shipped data ends on 2024-12-31: stale, still served, readiness degraded (200).
+ready = urllib.request.urlopen('http://127.0.0.1:8000/ready', timeout=10)
+report = json.load(ready)
+print(json.dumps(report))
+assert ready.status == 200 and report['status'] == 'degraded', report
+assert report['checks']['data']['ok'] is False and 'stale' in report['checks']['data']['detail']
+print('ready: 200 degraded (stale data)')
 "
 
-step "GET /ready and the same answer through the published port"
+step "the dashboard and the offline docs from the app container"
 in_app "
-import json, urllib.request
-print(json.dumps(json.load(urllib.request.urlopen('http://127.0.0.1:8000/ready', timeout=10))))
+import urllib.request
+for path in ('/dashboard', '/dashboard/static/dashboard.js', '/docs', '/docs/static/swagger-ui-bundle.js', '/redoc'):
+    answer = urllib.request.urlopen('http://127.0.0.1:8000' + path, timeout=60)
+    assert answer.status == 200, path
+    print(path, answer.status)
 "
-python3 -c "
-import json, urllib.request
-body = json.load(urllib.request.urlopen('http://127.0.0.1:$DEEPREGIME_PORT/regime/today', timeout=10))
+
+step "README's curl through the published port"
+curl -sf "localhost:$DEEPREGIME_PORT/regime/today" | python3 -c "
+import json, sys
+body = json.load(sys.stdin)
 print('host port $DEEPREGIME_PORT:', body['as_of'], body['regime'], body['exposure'])
 "
 

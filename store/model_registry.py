@@ -103,7 +103,7 @@ def store_outputs(connection: Connection, *, predictor: RegimePredictor) -> pd.D
     if features.empty:
         raise NoDataError("no stored features: run `deepregime features` first")
     outputs = predictor.predict_daily(features).dropna()
-    replace_outputs(connection, version=predictor.version, table=outputs)
+    replace_outputs(connection, version=predictor.version, table=predictor.with_in_sample(outputs))
     return outputs
 
 

@@ -261,14 +261,18 @@ def load_regimes(
 
 
 def write_model_outputs(connection: Connection, *, table: pd.DataFrame, model_version: str) -> int:
-    """Upsert daily model outputs (index = date; columns ``regime``, ``p_distressed``)."""
+    """Upsert daily model outputs (index = date; columns ``regime``, ``p_distressed`` and,
+    when given, ``in_sample``: whether the day was inside the model's training data)."""
     now = utcnow()
-    rows = _records(table, ("regime", "p_distressed"))
+    columns = ("regime", "p_distressed", *(("in_sample",) if "in_sample" in table else ()))
+    rows = _records(table, columns)
     for row in rows:
         row["model_version"] = model_version
         row["computed_at"] = now
         if row["regime"] is not None:
             row["regime"] = int(row["regime"])
+        if row.get("in_sample") is not None:
+            row["in_sample"] = bool(row["in_sample"])
     return upsert(connection, model_outputs, rows)
 
 
@@ -278,9 +282,12 @@ def load_model_outputs(
     model_version: str,
     start: dt.date | str | None = None,
     end: dt.date | str | None = None,
+    with_in_sample: bool = False,
 ) -> pd.DataFrame:
-    """Daily ``regime`` (0/1, NaN unknown) and ``p_distressed``, indexed by date."""
-    columns = ["date", "regime", "p_distressed"]
+    """Daily ``regime`` (0/1, NaN unknown) and ``p_distressed``, indexed by date; with
+    ``with_in_sample`` also ``in_sample`` (1.0 inside the training data, 0.0 after it,
+    NaN not recorded)."""
+    columns = ["date", "regime", "p_distressed", *(["in_sample"] if with_in_sample else [])]
     statement = (
         select(*(model_outputs.c[c] for c in columns))
         .where(

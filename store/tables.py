@@ -9,6 +9,7 @@ from __future__ import annotations
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     Date,
     DateTime,
@@ -131,16 +132,22 @@ model_outputs = Table(
     Column("regime", Integer, nullable=True),  # 0 calm, 1 distressed
     Column("p_distressed", Float, nullable=True),
     Column("computed_at", DateTime(timezone=True), nullable=False),
+    # True: the day is on or before the model's in-sample cut-off; NULL: not recorded.
+    Column("in_sample", Boolean, nullable=True),
 )
 
 backtest_runs = Table(
     "backtest_runs",
     metadata,
     Column("id", String(36), primary_key=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, index=True),
     Column("request", JSON, nullable=False),
     Column("result", JSON, nullable=False),
     Column("duration_ms", Float, nullable=False),
+    # A client's Idempotency-Key: a retried POST finds this run instead of storing another.
+    Column("idempotency_key", String(255), unique=True),
+    Column("request_sha256", String(64)),  # of the canonical request, to refuse a reused key
+    Column("size_bytes", Integer, nullable=False, server_default="0"),  # request + result JSON
 )
 
 # --- the daily cycle ----------------------------------------------------------------

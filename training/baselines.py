@@ -7,26 +7,34 @@ the feature table with ``score`` (higher = more distressed; a probability where
 the method has one) and ``call`` (1 distressed, 0 calm); NaN where the method
 cannot speak (missing features, no earlier label).
 
-With a horizon h > 0, every method's call on day t stands for the label of day
-t + h, exactly like the Transformer's.
+With a horizon h > 0, every supervised method's call on day t stands for the same
+target as the Transformer's (training.targets: the label of day t + h, or distress
+or a change within h days).
 
-- ``hmm``: two-state Gaussian HMM on the six standardised features, decoded by
-  the FORWARD FILTER only, p(state_t | x_1..x_t). hmmlearn's predict/predict_proba
-  smooth with the whole sequence (future rows) and are not used for scoring.
+- ``hmm``: Gaussian HMM (two states, or the count tuned) on the six standardised
+  features, decoded by the FORWARD FILTER only, p(state_t | x_1..x_t). hmmlearn's
+  predict/predict_proba smooth with the whole sequence (future rows) and are not
+  used for scoring.
 - ``jump``: statistical jump model (jumpmodels), online prediction.
 - ``logistic``: logistic regression on the last day's standardised features.
-- ``persistence``: the most recent label known before the target day: yesterday's
-  label for a now-cast (h = 0), today's label for h > 0.
+- ``persistence``: the most recent target known on day t: yesterday's label for a
+  now-cast (h = 0), today's label for the label h days ahead, and for the
+  ``-within`` targets whether distress (a change) happened in the last h days.
 - ``rules``: the three-filter engine (core.rules, PUBLISHED_FRAMEWORK); caution and
   risk-off both count as distressed (any filter firing); score = firing / available.
 
 HMM and jump-model states are renumbered by their rv_20d mean (calmest = 0), so
-the labels of a refit never swap.
+the labels of a refit never swap. With grids in BaselineConfig, the jump penalty
+and the HMM state count are tuned by time-series cross-validation on the
+training window only (each of its last ``cv_years`` years scored by a fit on
+the days before it; balanced accuracy against the target).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -35,10 +43,15 @@ from jumpmodels.jump import JumpModel
 from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
 from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import balanced_accuracy_score
 
-from core.errors import NoDataError
+from core.errors import ConfigError, NoDataError
 from core.features import MODEL_FEATURES
 from core.rules import PUBLISHED_FRAMEWORK, compute_regimes
+from training.config import Target
+from training.targets import target_series
+
+log = logging.getLogger(__name__)
 
 VOLATILITY_FEATURE = "rv_20d"
 BASELINE_NAMES: tuple[str, ...] = ("hmm", "jump", "logistic", "persistence", "rules")
@@ -48,9 +61,25 @@ BASELINE_NAMES: tuple[str, ...] = ("hmm", "jump", "logistic", "persistence", "ru
 class BaselineConfig:
     seed: int = 0
     hmm_iterations: int = 200
-    # Fixed by meaning, not tuned: the value used in the jumpmodels examples for
-    # standardised daily features (about one switch a quarter is not penalised away).
+    # The value used in the jumpmodels examples for standardised daily features (about
+    # one switch a quarter is not penalised away); used as is when no grid is given.
     jump_penalty: float = 50.0
+    hmm_states: int = 2
+    # Grids tuned by time-series cross-validation inside each training window
+    # (tune_baselines): empty = no tuning, the single values above are used.
+    jump_penalty_grid: tuple[float, ...] = ()
+    hmm_states_grid: tuple[int, ...] = ()
+    cv_years: int = 2  # validation years, the last ones before the test year
+
+    def validate(self) -> BaselineConfig:
+        if not 1 <= self.cv_years <= 10:
+            raise ConfigError(f"cv_years must be between 1 and 10, got {self.cv_years!r}")
+        states = (self.hmm_states, *self.hmm_states_grid)
+        if any(not 2 <= k <= 6 for k in states):
+            raise ConfigError(f"HMM states must be between 2 and 6, got {states!r}")
+        if any(not p >= 0 for p in (self.jump_penalty, *self.jump_penalty_grid)):
+            raise ConfigError(f"jump penalties must be >= 0, got {self.jump_penalty_grid!r}")
+        return self
 
 
 def _forecast(score: np.ndarray, call: np.ndarray, index: pd.Index) -> pd.DataFrame:
@@ -114,7 +143,8 @@ def forward_filter(
 def hmm_forecast(
     features: pd.DataFrame, *, fit_until: pd.Timestamp, config: BaselineConfig = BaselineConfig()
 ) -> pd.DataFrame:
-    """Two-state Gaussian HMM fitted on days <= fit_until, forward-filtered over all days.
+    """Gaussian HMM (``config.hmm_states`` states) fitted on days <= fit_until,
+    forward-filtered over all days; score = p(any state but the calmest by rv_20d).
 
     Rows with a NaN feature are skipped by the filter (score NaN); the filter
     carries its state across them.
@@ -122,8 +152,9 @@ def hmm_forecast(
     standardiser = _Standardiser.fit(_fit_rows(features, fit_until, 50))
     values, complete = _model_rows(features)
     fit_mask = complete & (features.index <= fit_until)
+    k = config.hmm_states
     model = GaussianHMM(
-        n_components=2,
+        n_components=k,
         covariance_type="full",
         n_iter=config.hmm_iterations,
         random_state=config.seed,
@@ -134,15 +165,15 @@ def hmm_forecast(
     log_emission = np.column_stack(
         [
             multivariate_normal(model.means_[state], model.covars_[state]).logpdf(scaled)
-            for state in range(2)
+            for state in range(k)
         ]
-    ).reshape(len(scaled), 2)
+    ).reshape(len(scaled), k)
     with np.errstate(divide="ignore"):  # a zero probability is -inf in log space, on purpose
         filtered = forward_filter(np.log(model.startprob_), np.log(model.transmat_), log_emission)[
             :, order
         ]
     score = np.full(len(features), np.nan)
-    score[complete] = filtered[:, 1]
+    score[complete] = filtered[:, 1:].sum(axis=1)
     call = np.where(np.isnan(score), np.nan, (score >= 0.5).astype(float))
     return _forecast(score, call, features.index)
 
@@ -171,14 +202,20 @@ def jump_forecast(
 
 
 def logistic_forecast(
-    features: pd.DataFrame, labels: pd.Series, *, fit_until: pd.Timestamp, horizon: int = 0
+    features: pd.DataFrame,
+    labels: pd.Series,
+    *,
+    fit_until: pd.Timestamp,
+    horizon: int = 0,
+    target_kind: Target = Target.LABEL,
 ) -> pd.DataFrame:
-    """Logistic regression of label(t + horizon) on day t's standardised features.
+    """Logistic regression of day t's target (training.targets) on its standardised features.
 
-    Trained on pairs whose target day is <= fit_until (so no test label is used).
+    Trained on pairs whose last target day t + horizon is <= fit_until (so no test
+    label is used).
     """
     values, complete = _model_rows(features)
-    target = labels.reindex(features.index).shift(-horizon).to_numpy(dtype=float)
+    target = target_series(labels.reindex(features.index), target_kind, horizon).to_numpy()
     target_day = pd.Series(features.index, index=features.index).shift(-horizon)
     fit_mask = complete & ~np.isnan(target) & (target_day <= fit_until).to_numpy()
     if fit_mask.sum() < 50 or len(np.unique(target[fit_mask])) < 2:
@@ -195,10 +232,16 @@ def logistic_forecast(
 # --- persistence and rules ----------------------------------------------------------
 
 
-def persistence_forecast(labels: pd.Series, *, horizon: int = 0) -> pd.DataFrame:
-    """Last label known before the target day: label(t - 1) for h = 0, label(t) for h > 0."""
-    previous = labels.shift(1) if horizon == 0 else labels
-    values = previous.to_numpy(dtype=float)
+def persistence_forecast(
+    labels: pd.Series, *, horizon: int = 0, target_kind: Target = Target.LABEL
+) -> pd.DataFrame:
+    """The latest target fully known on day t: that of day t - max(h, 1). For the label
+    target, label(t - 1) for h = 0 and label(t) for h > 0."""
+    if target_kind is Target.LABEL:
+        known = labels.shift(1) if horizon == 0 else labels
+    else:
+        known = target_series(labels, target_kind, horizon).shift(horizon)
+    values = known.to_numpy(dtype=float)
     return _forecast(values, values.copy(), labels.index)
 
 
@@ -216,19 +259,117 @@ def rules_forecast(features: pd.DataFrame) -> pd.DataFrame:
     return _forecast(score, call, features.index)
 
 
+# --- tuning inside the training window ------------------------------------------------
+
+
+def validation_years(fit_until: pd.Timestamp, n_years: int) -> list[int]:
+    """The last ``n_years`` calendar years ending on or before ``fit_until``'s year,
+    oldest first; each is scored by a fit on the days before it."""
+    return list(range(fit_until.year - n_years + 1, fit_until.year + 1))
+
+
+def cv_score(
+    forecast: Callable[[pd.DataFrame, pd.Timestamp], pd.DataFrame],
+    features: pd.DataFrame,
+    targets: pd.Series,
+    *,
+    fit_until: pd.Timestamp,
+    horizon: int,
+    n_years: int,
+) -> float:
+    """Mean balanced accuracy of ``forecast(features, fold_fit_until)``'s calls against
+    ``targets`` over the validation years, each fold fitted on the days before its year.
+    Only targets whose last label day is <= fit_until count, so nothing after the
+    training window is read."""
+    target_day = pd.Series(features.index, index=features.index).shift(-horizon)
+    usable = (target_day <= fit_until).to_numpy()
+    scores = []
+    for year in validation_years(fit_until, n_years):
+        in_year = (features.index.year == year) & usable
+        before = features.index < pd.Timestamp(year, 1, 1)
+        if not in_year.any() or before.sum() < 250:
+            continue
+        calls = forecast(features.loc[features.index <= fit_until], features.index[before][-1])
+        truth = targets.reindex(features.index).to_numpy(dtype=float)[in_year]
+        called = calls["call"].reindex(features.index).to_numpy(dtype=float)[in_year]
+        keep = ~(np.isnan(truth) | np.isnan(called))
+        if keep.sum() and len(np.unique(truth[keep])) == 2:
+            scores.append(balanced_accuracy_score(truth[keep], called[keep]))
+    return float(np.mean(scores)) if scores else float("nan")
+
+
+def tune_baselines(
+    features: pd.DataFrame,
+    labels: pd.Series,
+    *,
+    fit_until: pd.Timestamp,
+    horizon: int = 0,
+    target_kind: Target = Target.LABEL,
+    config: BaselineConfig = BaselineConfig(),
+) -> BaselineConfig:
+    """``config`` with the jump penalty and the HMM state count chosen from their grids
+    by time-series cross-validation on days <= fit_until (first best on ties)."""
+    config.validate()
+    targets = target_series(labels.reindex(features.index), target_kind, horizon)
+
+    def score(candidate: BaselineConfig, method: Callable[..., pd.DataFrame]) -> float:
+        value = cv_score(
+            lambda rows, until: method(rows, fit_until=until, config=candidate),
+            features,
+            targets,
+            fit_until=fit_until,
+            horizon=horizon,
+            n_years=config.cv_years,
+        )
+        return value if np.isfinite(value) else -np.inf
+
+    chosen = config
+    if len(config.jump_penalty_grid) > 1:
+        scores = [
+            score(replace(config, jump_penalty=p), jump_forecast) for p in config.jump_penalty_grid
+        ]
+        chosen = replace(chosen, jump_penalty=config.jump_penalty_grid[int(np.argmax(scores))])
+    if len(config.hmm_states_grid) > 1:
+        scores = [
+            score(replace(config, hmm_states=k), hmm_forecast) for k in config.hmm_states_grid
+        ]
+        chosen = replace(chosen, hmm_states=config.hmm_states_grid[int(np.argmax(scores))])
+    log.info(
+        "baselines tuned on days to %s: jump penalty %g, HMM states %d",
+        fit_until.date(),
+        chosen.jump_penalty,
+        chosen.hmm_states,
+    )
+    return chosen
+
+
 def all_baselines(
     features: pd.DataFrame,
     labels: pd.Series,
     *,
     fit_until: pd.Timestamp,
     horizon: int = 0,
+    target_kind: Target = Target.LABEL,
     config: BaselineConfig = BaselineConfig(),
 ) -> dict[str, pd.DataFrame]:
-    """Every baseline's forecast for every day, keyed by BASELINE_NAMES."""
+    """Every baseline's forecast for every day, keyed by BASELINE_NAMES; the jump penalty
+    and HMM states are first tuned on days <= fit_until when ``config`` has grids."""
+    config = tune_baselines(
+        features,
+        labels,
+        fit_until=fit_until,
+        horizon=horizon,
+        target_kind=target_kind,
+        config=config,
+    )
     return {
         "hmm": hmm_forecast(features, fit_until=fit_until, config=config),
         "jump": jump_forecast(features, fit_until=fit_until, config=config),
-        "logistic": logistic_forecast(features, labels, fit_until=fit_until, horizon=horizon),
-        "persistence": persistence_forecast(labels, horizon=horizon),
+        "logistic": logistic_forecast(
+            features, labels, fit_until=fit_until, horizon=horizon, target_kind=target_kind
+        ),
+        "persistence": persistence_forecast(
+            labels.reindex(features.index), horizon=horizon, target_kind=target_kind
+        ),
         "rules": rules_forecast(features),
     }

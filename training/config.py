@@ -18,6 +18,7 @@ from typing import Any
 
 from core.errors import ConfigError
 from core.features import MODEL_FEATURES
+from inference.card import CalibrationMethod
 
 
 def _check_range(name: str, value: float, low: float, high: float) -> None:
@@ -99,14 +100,27 @@ def label_preset(name: str) -> LabelConfig:
         ) from None
 
 
+class Target(StrEnum):
+    """What the window ending on day t is asked (training.targets computes each)."""
+
+    LABEL = "label"  # the label of day t + horizon (horizon 0: a now-cast)
+    DISTRESS_WITHIN = "distress-within"  # any distressed day among t+1 .. t+horizon
+    CHANGE_WITHIN = "change-within"  # any day among t+1 .. t+horizon labelled unlike day t
+
+
 @dataclass(frozen=True)
 class WindowConfig:
     window: int = 60  # trading days read by the classifier
     horizon: int = 0  # 0: label of the window's last day (now-cast); h: h trading days later
+    target: Target = Target.LABEL
 
     def validate(self) -> WindowConfig:
         _check_range("window", self.window, 2, 512)
         _check_range("horizon", self.horizon, 0, 250)
+        if self.target is not Target.LABEL and self.horizon < 1:
+            raise ConfigError(
+                f"target {self.target.value!r} needs a horizon of at least 1, got {self.horizon!r}"
+            )
         return self
 
 
@@ -197,6 +211,21 @@ class TrainerConfig:
         return self
 
 
+RELIABILITY_BINS = 10  # equal-width probability bins of the reliability table and ECE
+
+
+@dataclass(frozen=True)
+class CalibrationConfig:
+    """How validation-split probabilities are calibrated (training.calibration)."""
+
+    method: CalibrationMethod = CalibrationMethod.TEMPERATURE
+    bins: int = RELIABILITY_BINS
+
+    def validate(self) -> CalibrationConfig:
+        _check_range("calibration bins", self.bins, 2, 100)
+        return self
+
+
 @dataclass(frozen=True)
 class TrainingSetup:
     """Everything that decides a trained model (the resolved config of a run)."""
@@ -206,8 +235,10 @@ class TrainingSetup:
     split: SplitConfig = field(default_factory=SplitConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
 
     def validate(self) -> TrainingSetup:
+        self.calibration.validate()
         self.labels.validate()
         self.windows.validate()
         self.split.validate(self.windows)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,15 @@ from typing import Any
 import pandas as pd
 
 from training.baselines import BASELINE_NAMES
-from training.plots import plot_equity, plot_probabilities
+from training.calibration import probability_scores, reliability_table
+from training.config import Target
+from training.economics import (
+    EconomicsConfig,
+    economic_value,
+    probability_exposures,
+    rules_exposure,
+)
+from training.plots import plot_equity, plot_probabilities, plot_reliability
 from training.reproduction import ReproductionResult, reproduce
 from training.strategy import (
     equity_curves,
@@ -24,7 +33,13 @@ from training.strategy import (
     regime_exposures,
     yearly_strategy_returns,
 )
-from training.walkforward import METHODS, TRANSFORMER, WalkForwardConfig, walk_forward
+from training.walkforward import (
+    METHODS,
+    TRANSFORMER,
+    RefitSummary,
+    WalkForwardConfig,
+    walk_forward,
+)
 
 PERCENT_COLUMNS = frozenset(
     {
@@ -50,6 +65,43 @@ distressed, leveraged 1.5 / 0.3; Sharpe = mean / std * sqrt(252), no risk-free r
 """
 
 
+# Methods whose score is a probability (the rules' share of firing filters is not one).
+PROBABILISTIC_METHODS: tuple[str, ...] = ("transformer_raw", TRANSFORMER, "hmm", "logistic")
+
+
+def probability_table(predictions: pd.DataFrame) -> pd.DataFrame:
+    """Brier score, Brier skill against climatology (each refit's training base rate) and
+    persistence, and ECE, per probabilistic method on the pooled test days."""
+    truth = predictions["truth"].to_numpy()
+    persistence = predictions["persistence_score"].to_numpy()
+    rows = {
+        method: probability_scores(
+            truth,
+            predictions[_score_column(method)].to_numpy(),
+            base_rate=predictions["base_rate"].to_numpy(),
+            persistence=persistence,
+        )
+        for method in PROBABILISTIC_METHODS
+    }
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def _score_column(method: str) -> str:
+    return "transformer_raw" if method == "transformer_raw" else f"{method}_score"
+
+
+def value_exposures(predictions: pd.DataFrame, features: pd.DataFrame) -> pd.DataFrame:
+    """Strategies of the economic-value table: the Transformer's calibrated probability
+    (filter, leveraged, scaled), logistic regression's and the HMM's, and the rules."""
+    frames = [
+        probability_exposures(predictions[f"{method}_score"], method)
+        for method in (TRANSFORMER, "logistic", "hmm")
+    ]
+    exposures = pd.concat(frames, axis=1).reindex(features.index)
+    rules = rules_exposure(features).where(exposures.notna().any(axis=1))
+    return exposures.assign(rules=rules)
+
+
 @dataclass(frozen=True)
 class EvaluationReport:
     config: WalkForwardConfig
@@ -62,6 +114,8 @@ class EvaluationReport:
     refits: list[dict[str, Any]]
     reproduction: ReproductionResult | None
     seconds: float
+    probability: pd.DataFrame  # method x (brier, skills, ece) on the pooled test days
+    value: pd.DataFrame  # strategy x economic value (training.economics), costs included
 
 
 def method_exposures(predictions: pd.DataFrame) -> pd.DataFrame:
@@ -83,11 +137,17 @@ def comparison_table(overall: pd.DataFrame, backtest: pd.DataFrame) -> pd.DataFr
 
 
 def evaluate(
-    features: pd.DataFrame, config: WalkForwardConfig, *, with_reproduction: bool = True
+    features: pd.DataFrame,
+    config: WalkForwardConfig,
+    *,
+    with_reproduction: bool = True,
+    economics: EconomicsConfig = EconomicsConfig(),
+    on_refit: Callable[[RefitSummary | None], None] | None = None,
 ) -> EvaluationReport:
-    """Walk-forward + baselines + out-of-sample backtest (+ reproduction report)."""
+    """Walk-forward + baselines + out-of-sample backtest + probability scores + economic
+    value (+ reproduction report). ``on_refit`` is called as each test year finishes."""
     started = time.perf_counter()
-    result = walk_forward(features, config)
+    result = walk_forward(features, config, on_refit)
     exposures = method_exposures(result.predictions).reindex(features.index)
     spy_returns = features["ret_1d"]
     reproduction = reproduce(features, config.setup, result) if with_reproduction else None
@@ -107,6 +167,8 @@ def evaluate(
         refits=[asdict(refit) for refit in result.refits],
         reproduction=reproduction,
         seconds=round(time.perf_counter() - started, 1),
+        probability=probability_table(result.predictions),
+        value=economic_value(value_exposures(result.predictions, features), spy_returns, economics),
     )
 
 
@@ -142,6 +204,8 @@ def report_json(report: EvaluationReport) -> dict[str, Any]:
         "comparison": _records(report.comparison, ["method"]),
         "backtest": _records(report.backtest, ["strategy"]),
         "yearly_returns": _records(report.yearly_returns, ["year"]),
+        "probability": _records(report.probability, ["method"]),
+        "economic_value": _records(report.value, ["strategy"]),
     }
     if report.reproduction is not None:
         reproduction = report.reproduction
@@ -173,13 +237,57 @@ def format_frame(frame: pd.DataFrame, title: str, *, percent: bool = False) -> s
     return f"{title}\n{body}\n"
 
 
+def _question(config: WalkForwardConfig) -> str:
+    """The forecasting question in words, e.g. 'distress within 20 days'."""
+    windows = config.setup.windows
+    if windows.target is Target.DISTRESS_WITHIN:
+        return f"distress within {windows.horizon} days"
+    if windows.target is Target.CHANGE_WITHIN:
+        return f"regime change within {windows.horizon} days"
+    return "now-cast" if windows.horizon == 0 else f"label {windows.horizon} days ahead"
+
+
+def _value_view(value: pd.DataFrame) -> pd.DataFrame:
+    """The economic-value table with each interval as one 'low..high' column."""
+    view = value.loc[:, ["annualised_return", "sharpe", "max_drawdown", "mean_exposure"]].copy()
+    view["annualised_return"] = view["annualised_return"].map(lambda v: f"{100 * v:.1f}%")
+    view["sharpe"] = value["sharpe"].map(lambda v: f"{v:.2f}")
+    view["max_drawdown"] = value["max_drawdown"].map(lambda v: f"{100 * v:.1f}%")
+    view["mean_exposure"] = value["mean_exposure"].map(lambda v: f"{v:.2f}")
+    pairs = {
+        "sharpe 90%": ("sharpe_low", "sharpe_high", "{:.2f}"),
+        "max DD 90%": ("max_drawdown_low", "max_drawdown_high", "{:.1%}"),
+        "Sharpe - B&H 90%": (
+            "sharpe_minus_buy_and_hold_low",
+            "sharpe_minus_buy_and_hold_high",
+            "{:+.2f}",
+        ),
+        "Sharpe - rules 90%": ("sharpe_minus_rules_low", "sharpe_minus_rules_high", "{:+.2f}"),
+    }
+    for title, (low, high, form) in pairs.items():
+        view[title] = [
+            "-" if pd.isna(a) else f"{form.format(a)}..{form.format(b)}"
+            for a, b in zip(value[low], value[high], strict=True)
+        ]
+    view["deflated Sharpe"] = value["deflated_sharpe"].map(lambda v: f"{v:.2f}")
+    view["timing p"] = value["timing_p_value"].map(lambda v: "-" if pd.isna(v) else f"{v:.3f}")
+    return view
+
+
 def report_text(report: EvaluationReport) -> str:
     config = report.config
-    horizon = config.setup.windows.horizon
     parts = [
         f"Walk-forward {config.first_test_year}-{config.last_test_year}: expanding window, "
-        f"refit yearly, labels '{config.setup.labels.preset}', horizon {horizon} "
-        f"({'now-cast' if horizon == 0 else f'{horizon} days ahead'}), {report.seconds:.0f}s",
+        f"refit yearly, labels '{config.setup.labels.preset}', {_question(config)}, "
+        f"{report.seconds:.0f}s",
+        format_frame(
+            report.probability,
+            "Probabilities on the pooled test days (Brier: lower is better; skill > 0 beats "
+            "the reference; ECE: mean calibration gap)",
+        ),
+        "Economic value (10 bp per unit traded, lag 1; 90% stationary block bootstrap)\n"
+        + _value_view(report.value).to_string()
+        + "\n",
         format_frame(report.by_year.xs(TRANSFORMER, level="method"), "Transformer, per test year"),
         format_frame(
             report.comparison,
@@ -223,6 +331,27 @@ def report_text(report: EvaluationReport) -> str:
     return "\n".join(parts)
 
 
+def report_markdown(report: EvaluationReport, plots: list[Path]) -> str:
+    """The evaluation as a markdown document: the text tables in code blocks, then the
+    plots (linked by file name, so the report sits in the plots' folder)."""
+    config = report.config
+    lines = [
+        f"# Walk-forward evaluation {config.first_test_year}-{config.last_test_year}: "
+        f"{_question(config)}",
+        "",
+        "Every number below is out of sample: labels, model, calibration and baselines are",
+        "refitted each year on days before it. Costs 10 bp per unit traded, exposure",
+        "decided at close t earns close t -> t+1.",
+        "",
+        "```",
+        report_text(report),
+        "```",
+        "",
+    ]
+    lines += [f"![{path.stem}]({path.name})" for path in plots]
+    return "\n".join(lines) + "\n"
+
+
 def write_plots(report: EvaluationReport, features: pd.DataFrame, directory: Path) -> list[Path]:
     """Probability and equity plots as PNG files in ``directory`` (created if needed)."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -241,6 +370,19 @@ def write_plots(report: EvaluationReport, features: pd.DataFrame, directory: Pat
             "Walk-forward strategies (out of sample)",
         ),
     ]
+    paths.append(
+        plot_reliability(
+            {
+                method: reliability_table(
+                    report.predictions["truth"].to_numpy(),
+                    report.predictions[_score_column(method)].to_numpy(),
+                )
+                for method in PROBABILISTIC_METHODS
+            },
+            directory / "reliability.png",
+            f"Reliability, {_question(report.config)}",
+        )
+    )
     if report.reproduction is not None:
         paths.append(
             plot_equity(

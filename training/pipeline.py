@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 import logging
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from torch import nn
 from core.features import FEATURE_SET_VERSION, MODEL_FEATURES
 from core.policies import DISTRESSED_PROBABILITY
 from inference.card import (
+    Calibration,
     LabelSummary,
     ModelCard,
     Normalisation,
@@ -34,13 +36,15 @@ from inference.card import (
 from inference.registry import write_version
 from inference.versions import make_version
 from training import export
+from training.baselines import persistence_forecast
+from training.calibration import calibration_report, fit_calibration
 from training.config import ModelConfig, TrainerConfig, TrainingSetup, resolved
 from training.data import feature_fingerprint
 from training.labels import FittedLabeler, fit_labeler
 from training.metrics import classification_metrics
 from training.model import RegimeTransformer
 from training.splits import WindowSplit, fraction_split
-from training.trainer import FitResult, class_weights, fit
+from training.trainer import EpochRecord, FitResult, class_weights, fit
 from training.windows import WindowSet, build_windows, window_positions
 
 log = logging.getLogger(__name__)
@@ -56,6 +60,7 @@ class TrainedModel:
     split: WindowSplit
     fit: FitResult
     metrics: dict[str, dict[str, float]]
+    calibration: Calibration
 
 
 def seed_everything(seed: int) -> None:
@@ -67,7 +72,11 @@ def seed_everything(seed: int) -> None:
 
 
 def fit_transformer(
-    windows: WindowSet, split: WindowSplit, model_config: ModelConfig, trainer: TrainerConfig
+    windows: WindowSet,
+    split: WindowSplit,
+    model_config: ModelConfig,
+    trainer: TrainerConfig,
+    on_epoch: Callable[[EpochRecord], None] | None = None,
 ) -> tuple[RegimeTransformer, FitResult]:
     """A fresh seeded model trained on ``split.train`` with early stopping on ``split.val``.
 
@@ -97,6 +106,7 @@ def fit_transformer(
         (torch.as_tensor(val.inputs), torch.as_tensor(val.targets)),
         loss_fn,
         trainer,
+        on_epoch,
     )
     log.info(
         "trained on %d windows, validated on %d: best epoch %d of %d (%s, %.1fs)",
@@ -125,7 +135,11 @@ def split_metrics(
     return out
 
 
-def train_classifier(features: pd.DataFrame, setup: TrainingSetup) -> TrainedModel:
+def train_classifier(
+    features: pd.DataFrame,
+    setup: TrainingSetup,
+    on_epoch: Callable[[EpochRecord], None] | None = None,
+) -> TrainedModel:
     """Labels -> windows -> chronological split -> trained model, all in memory.
 
     ``features`` is the feature table for the training period (indexed by
@@ -139,14 +153,62 @@ def train_classifier(features: pd.DataFrame, setup: TrainingSetup) -> TrainedMod
         features.index[positions[split.test[0]] - 1] if len(split.test) else features.index[-1]
     )
     labeler = fit_labeler(features, setup.labels, fit_until=fit_until)
-    windows = build_windows(features, labeler.labels(features), setup.windows, positions)
-    model, result = fit_transformer(windows, split, setup.model, setup.trainer)
+    labels = labeler.labels(features)
+    windows = build_windows(features, labels, setup.windows, positions)
+    model, result = fit_transformer(windows, split, setup.model, setup.trainer, on_epoch)
     metrics = split_metrics(model, windows, split)
-    return TrainedModel(model, labeler, windows, split, result, metrics)
+    calibration = calibrate(model, windows, split, labels, setup)
+    return TrainedModel(model, labeler, windows, split, result, metrics, calibration)
+
+
+def calibrate(
+    model: RegimeTransformer,
+    windows: WindowSet,
+    split: WindowSplit,
+    labels: pd.Series,
+    setup: TrainingSetup,
+) -> Calibration:
+    """Calibration fitted on the validation windows, with its scores on validation and
+    test (climatology = the training windows' base rate; persistence = the latest target
+    known on each day)."""
+    persistence = persistence_forecast(
+        labels, horizon=setup.windows.horizon, target_kind=setup.windows.target
+    )["score"]
+    splits = {}
+    for name, rows in (("validation", split.val), ("test", split.test)):
+        if len(rows) == 0:
+            continue
+        subset = windows.take(rows)
+        p = export.torch_probabilities(model, subset.inputs)[:, 1]
+        known = persistence.reindex(subset.end_dates).to_numpy(dtype=float)
+        splits[name] = (subset.targets.astype(float), p, known)
+    y_val, p_val, _ = splits["validation"]
+    fitted = fit_calibration(
+        p_val, y_val, setup.calibration, fitted_on=_period(windows.end_dates[split.val])
+    )
+    base_rate = float(windows.targets[split.train].mean())
+    report = calibration_report(fitted, splits, base_rate=base_rate)
+    return fitted.model_copy(update={"metrics": report})
 
 
 def _period(dates: pd.DatetimeIndex) -> Period | None:
     return Period(start=dates[0].date(), end=dates[-1].date()) if len(dates) else None
+
+
+def _out_of_sample_summary(
+    trained: TrainedModel, test_days: pd.DatetimeIndex
+) -> dict[str, object] | None:
+    """The held-out test split (after the in-sample cut-off): period, classification
+    metrics and calibrated probability scores; None without a test split."""
+    if not len(test_days):
+        return None
+    return {
+        "split": "test",
+        "start": test_days[0].date().isoformat(),
+        "end": test_days[-1].date().isoformat(),
+        "classification": trained.metrics.get("test"),
+        "probability": trained.calibration.metrics.get("test_calibrated"),
+    }
 
 
 def build_card(
@@ -162,6 +224,8 @@ def build_card(
     normaliser = trained.model.normaliser
     # Last day whose data shaped the model: the labeler's fit or the validation split.
     last_used = max(labeler.fit_end, windows.end_dates[split.val[-1]])
+    # Later still when the validation targets read labels past their windows' last days.
+    in_sample_until = max(last_used, windows.target_dates[split.val[-1]]).date()
     trained_until = last_used.date()
     training_rows = features.loc[features.index <= last_used]
     return ModelCard(
@@ -197,7 +261,18 @@ def build_card(
         onnx=OnnxSignature(
             input_name=export.INPUT_NAME, output_name=export.OUTPUT_NAME, opset=export.OPSET
         ),
-        config=resolved(setup.labels, setup.windows, setup.split, setup.model, setup.trainer),
+        config=resolved(
+            setup.labels,
+            setup.windows,
+            setup.split,
+            setup.model,
+            setup.trainer,
+            setup.calibration,
+        ),
+        target=setup.windows.target.value,
+        in_sample_until=in_sample_until,
+        calibration=trained.calibration,
+        out_of_sample=_out_of_sample_summary(trained, windows.end_dates[split.test]),
         training={
             "epochs_run": len(trained.fit.history),
             "best_epoch": trained.fit.best_epoch,
@@ -224,9 +299,10 @@ def train_version(
     setup: TrainingSetup,
     models_dir: Path,
     created_at: dt.datetime | None = None,
+    on_epoch: Callable[[EpochRecord], None] | None = None,
 ) -> tuple[ModelCard, Path]:
     """Train, export, check parity and write a version folder. Returns (card, folder)."""
-    trained = train_classifier(features, setup)
+    trained = train_classifier(features, setup, on_epoch)
     onnx_bytes = export.export_onnx(trained.model)
     sample = trained.windows.inputs[-PARITY_SAMPLE:]
     parity = export.check_parity(trained.model, onnx_bytes, sample)

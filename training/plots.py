@@ -66,3 +66,22 @@ def plot_equity(equity: pd.DataFrame, path: Path, title: str) -> Path:
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path
+
+
+def plot_reliability(tables: dict[str, pd.DataFrame], path: Path, title: str) -> Path:
+    """Observed frequency against mean forecast probability per bin (the diagonal is
+    perfect calibration); ``tables`` maps a name to training.calibration.reliability_table."""
+    figure, axis = plt.subplots(figsize=(6, 6))
+    axis.plot([0, 1], [0, 1], color="grey", linewidth=0.8, linestyle="--", label="perfect")
+    for name, table in tables.items():
+        axis.plot(table["mean_p"], table["observed"], marker="o", linewidth=1.0, label=name)
+    axis.set_xlim(0, 1)
+    axis.set_ylim(0, 1)
+    axis.set_xlabel("forecast probability (bin mean)")
+    axis.set_ylabel("observed frequency")
+    axis.set_title(title)
+    axis.legend(loc="upper left", fontsize="small")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path

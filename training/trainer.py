@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -76,8 +77,10 @@ def fit(
     val: tuple[torch.Tensor, torch.Tensor],
     loss_fn: nn.Module,
     config: TrainerConfig,
+    on_epoch: Callable[[EpochRecord], None] | None = None,
 ) -> FitResult:
-    """Train ``model`` in place on (inputs, targets) pairs; returns the epoch history."""
+    """Train ``model`` in place on (inputs, targets) pairs; returns the epoch history.
+    ``on_epoch`` is called after each epoch (e.g. to advance a progress bar)."""
     config.validate()
     train_x, train_y = train
     val_x, val_y = val
@@ -104,6 +107,8 @@ def fit(
         train_loss = running / seen
         history.append(EpochRecord(epoch, train_loss, val_loss, elapsed))
         log.info("epoch %d train %.4f val %.4f (%.1fs)", epoch, train_loss, val_loss, elapsed)
+        if on_epoch is not None:
+            on_epoch(history[-1])
         if val_loss < best_loss:
             best_loss, best_epoch, best_state = val_loss, epoch, copy.deepcopy(model.state_dict())
         elif epoch - best_epoch >= config.patience:

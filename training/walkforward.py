@@ -5,7 +5,8 @@ For each test year Y (default 2012..2024):
 1. Fit the labeler (scaler + KMeans) on days before 1 January of Y only, and
    label every day with it; test-year truth therefore comes from that refit.
 2. Windows ending before Y form [train][gap][validation][gap]; the Transformer
-   trains on the first and stops early on the second. Windows ending in Y are
+   trains on the first, stops early on the second, and its probability is
+   calibrated on the second (training.calibration). Windows ending in Y are
    the test set; the gaps (window + horizon windows) keep any input or target
    day from being shared across splits.
 3. The baselines are fitted on the same days (before Y) and score the test days
@@ -19,15 +20,19 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from joblib import Parallel, delayed
 
 from core.errors import ConfigError, NoDataError
 from core.policies import DISTRESSED_PROBABILITY
+from inference.calibration import apply_calibration
 from training import export
 from training.baselines import BASELINE_NAMES, BaselineConfig, all_baselines
+from training.calibration import fit_calibration
 from training.config import TrainingSetup
 from training.labels import fit_labeler
 from training.metrics import METRIC_NAMES, classification_metrics
@@ -47,14 +52,18 @@ class WalkForwardConfig:
     last_test_year: int = 2024
     setup: TrainingSetup = field(default_factory=TrainingSetup)
     baselines: BaselineConfig = field(default_factory=BaselineConfig)
+    jobs: int = 1  # test years refitted at once, one process each (results are identical)
 
     def validate(self) -> WalkForwardConfig:
+        if not 1 <= self.jobs <= 16:
+            raise ConfigError(f"jobs must be between 1 and 16, got {self.jobs!r}")
         if not 1900 <= self.first_test_year <= self.last_test_year <= 2200:
             raise ConfigError(
                 "test years must satisfy 1900 <= first <= last <= 2200, got "
                 f"{self.first_test_year!r}..{self.last_test_year!r}"
             )
         self.setup.validate()
+        self.baselines.validate()
         return self
 
 
@@ -135,13 +144,22 @@ def refit_year(
         gap=gap,
     )
     model, fit_result = fit_transformer(windows, split, setup.model, setup.trainer)
-    test = windows.take(split.test)
-    p = export.torch_probabilities(model, test.inputs)[:, 1]
+    val, test = windows.take(split.val), windows.take(split.test)
+    calibration = fit_calibration(
+        export.torch_probabilities(model, val.inputs)[:, 1],
+        val.targets.astype(float),
+        setup.calibration,
+    )
+    raw = export.torch_probabilities(model, test.inputs)[:, 1]
+    p = apply_calibration(raw, calibration)
 
     frame = pd.DataFrame(
         {
             "year": year,
             "truth": test.targets.astype(float),
+            # Climatology: the training windows' share of positive targets.
+            "base_rate": float(windows.targets[split.train].mean()),
+            f"{TRANSFORMER}_raw": raw,
             f"{TRANSFORMER}_score": p,
             f"{TRANSFORMER}_call": (p >= DISTRESSED_PROBABILITY).astype(float),
         },
@@ -152,6 +170,7 @@ def refit_year(
         labels,
         fit_until=fit_until,
         horizon=setup.windows.horizon,
+        target_kind=setup.windows.target,
         config=config.baselines,
     )
     for name, forecast in baselines.items():
@@ -173,13 +192,27 @@ def refit_year(
     return frame, summary
 
 
-def walk_forward(features: pd.DataFrame, config: WalkForwardConfig) -> WalkForwardResult:
-    """Refit per test year and collect the out-of-sample predictions of every method."""
+def walk_forward(
+    features: pd.DataFrame,
+    config: WalkForwardConfig,
+    on_refit: Callable[[RefitSummary | None], None] | None = None,
+) -> WalkForwardResult:
+    """Refit per test year (``config.jobs`` years at a time, each in its own process) and
+    collect the out-of-sample predictions of every method. ``on_refit`` is called as each
+    year finishes (None for a year without test windows), e.g. to advance a progress bar."""
     config.validate()
     positions = window_positions(features, config.setup.windows)
+    years = range(config.first_test_year, config.last_test_year + 1)
     frames, refits = [], []
-    for year in range(config.first_test_year, config.last_test_year + 1):
-        outcome = refit_year(features, year, config, positions)
+    if config.jobs == 1:
+        outcomes = (refit_year(features, year, config, positions) for year in years)
+    else:
+        outcomes = Parallel(n_jobs=config.jobs, return_as="generator")(
+            delayed(refit_year)(features, year, config, positions) for year in years
+        )
+    for outcome in outcomes:
+        if on_refit is not None:
+            on_refit(None if outcome is None else outcome[1])
         if outcome is not None:
             frames.append(outcome[0])
             refits.append(outcome[1])

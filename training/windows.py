@@ -1,8 +1,9 @@
 """The windowed dataset: 60 days x 6 raw features -> the label of a target day.
 
-The target of the window ending on day t is the label of day t + horizon
-(horizon 0: day t itself, a now-cast). Windows with a NaN input, or whose target
-day is missing or beyond the data, are dropped. Windows are cut by
+The target of the window ending on day t reads labels up to day t + horizon
+(training.targets: the label of that day, or distress / a change within it).
+Windows with a NaN input, or whose target day is missing or beyond the data,
+are dropped. Windows are cut by
 ``inference.windows`` so training and serving read identical inputs.
 """
 
@@ -16,6 +17,7 @@ import pandas as pd
 from core.features import MODEL_FEATURES
 from inference.windows import complete_window_ends, feature_matrix, sliding_windows
 from training.config import WindowConfig
+from training.targets import target_series
 
 
 @dataclass(frozen=True)
@@ -26,7 +28,7 @@ class WindowSet:
     targets: np.ndarray  # [n] int64 label of the target day (0 calm, 1 distressed)
     end_positions: np.ndarray  # [n] row of the window's last day in the feature table
     end_dates: pd.DatetimeIndex  # [n] the window's last day (the day the output is for)
-    target_dates: pd.DatetimeIndex  # [n] the day whose label is the target
+    target_dates: pd.DatetimeIndex  # [n] the last day whose label the target reads
 
     def __len__(self) -> int:
         return len(self.targets)
@@ -64,20 +66,22 @@ def build_windows(
 ) -> WindowSet:
     """Inputs and targets for the windows ending at ``end_positions`` (default: all valid).
 
-    ``labels`` is aligned to ``features`` (same index), 0/1 with NaN allowed;
-    windows whose target label is NaN are dropped.
+    ``labels`` is aligned to ``features`` (same index), 0/1 with NaN allowed; the
+    target of each window is ``config.target`` (training.targets); windows whose
+    target is NaN are dropped.
     """
     if end_positions is None:
         end_positions = window_positions(features, config)
-    label_values = labels.reindex(features.index).to_numpy(dtype=np.float64)
+    aligned = labels.reindex(features.index)
+    target_values = target_series(aligned, config.target, config.horizon).to_numpy()
     target_positions = end_positions + config.horizon
-    labelled = ~np.isnan(label_values[target_positions])
+    labelled = ~np.isnan(target_values[end_positions])
     end_positions, target_positions = end_positions[labelled], target_positions[labelled]
     values = feature_matrix(features, MODEL_FEATURES)
     all_windows = sliding_windows(values, config.window)
     return WindowSet(
         inputs=all_windows[end_positions - (config.window - 1)].astype(np.float32),
-        targets=label_values[target_positions].astype(np.int64),
+        targets=target_values[end_positions].astype(np.int64),
         end_positions=end_positions,
         end_dates=pd.DatetimeIndex(features.index[end_positions]),
         target_dates=pd.DatetimeIndex(features.index[target_positions]),

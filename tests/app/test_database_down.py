@@ -145,7 +145,8 @@ def test_a_full_disk_answers_503_disk_full(settings):
     def no_room(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
         dbapi_connection.execute("PRAGMA max_page_count=1")  # clamped to the current size
 
-    with running(settings) as client:
+    # Research in the serving process, so the jobs use the engine this test hobbles.
+    with running(with_options(settings, research_processes=0)) as client:
         engine = client.app.state.service.engine
         event.listen(engine, "connect", no_room)
         engine.dispose()  # the pool's next connections have no room to grow

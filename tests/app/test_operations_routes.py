@@ -33,13 +33,21 @@ def test_health_and_a_degraded_readiness_without_a_model(client):
     assert checks["model"]["required"] is False
 
 
-def test_not_ready_when_the_data_lags_or_the_default_policy_needs_the_model(settings):
+def test_stale_data_degrades_readiness_and_not_ready_when_the_policy_needs_the_model(settings):
     with running(settings, now=dt.datetime(2012, 4, 13, 22, tzinfo=dt.UTC)) as client:
         ready = client.get("/ready")
-    assert ready.status_code == 503
+        today = client.get("/regime/today").json()
+        metrics = client.get("/metrics").text
+    # Stale data is still served, flagged: readiness stays 200 and says degraded.
+    assert ready.status_code == 200
+    assert ready.json()["status"] == "degraded"
     data = ready.json()["checks"]["data"]
-    # Sessions 04-09 .. 04-13 closed since the data ends: 5 > 3 allowed.
-    assert data["ok"] is False and "5 session(s) behind 2012-04-13 (allowed 3)" in data["detail"]
+    # Sessions 04-09 .. 04-13 closed since the data ends: 5 > 3.
+    assert data["ok"] is False and data["required"] is False
+    assert "5 session(s) behind 2012-04-13 (stale: stale beyond 3)" in data["detail"]
+    assert today["stale"] is True and today["expected_as_of"] == "2012-04-13"
+    assert "deepregime_data_lag_sessions 5.0" in metrics
+    assert "deepregime_data_stale 1.0" in metrics
 
     model_first = Settings(**{**settings.model_dump(), "default_policy": "model"}, _env_file=None)
     with running(model_first) as client:
@@ -63,6 +71,7 @@ def test_metrics_count_requests_per_route_template_and_data_age(client):
     # Clock: Monday 2012-04-09; data: Thursday 2012-04-05 (Friday was a holiday).
     assert "deepregime_data_age_days 4.0" in text
     assert "deepregime_data_lag_sessions 0.0" in text
+    assert "deepregime_data_stale 0.0" in text
     assert "deepregime_active_model{" not in text
 
 

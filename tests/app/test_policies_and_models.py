@@ -51,6 +51,10 @@ def test_model_policies_after_activation(settings, version):
             "version": version,
             "regime": 1,
             "p_distressed": pytest.approx(expected_p_distressed([20.0] * 5), rel=1e-6),
+            "target": "label",
+            "horizon": 0,
+            "in_sample": False,  # trained until 2011-12-30
+            "out_of_sample": None,
             "reason": None,
         }
         assert (today["regime"], today["exposure"], today["mapping"]) == (

@@ -2,9 +2,11 @@
 
     DEEPREGIME_CONTAINER_TESTS=1 pytest -m containers tests/containers
 
-Runs scripts/container_test.sh: build, compose up (PostgreSQL stand-in, migration
-job, app), the ingest job on the mounted CSV folder, a valid /regime/today from
-the app container, model activation, then tear-down.
+Runs scripts/container_test.sh: build, then README's compose commands exactly as
+written (podman-compose where podman replaces Docker; PostgreSQL stand-in): the
+stack up, the ingest job on the mounted CSV folder; a valid /regime/today from the app
+container, /ready 200 and degraded on the old shipped data, the dashboard and the
+offline docs, model activation, then tear-down.
 """
 
 from __future__ import annotations
@@ -43,5 +45,8 @@ def test_compose_stack_serves_a_regime(market_dir):
     )
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-4000:]
+    assert "=== README: docker compose up -d " in output
+    assert "=== README: docker compose --profile ingest run --rm ingest " in output
     assert "valid /regime/today: 2024-12-31" in output
+    assert "ready: 200 degraded (stale data)" in output
     assert "container test passed" in output

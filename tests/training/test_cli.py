@@ -124,13 +124,17 @@ def test_bad_option_value_quotes_value_and_range(cli) -> None:  # type: ignore[n
     assert "horizon must be between 0 and 250, got -3" in result.stderr
 
 
-def test_evaluate_prints_machine_readable_json(cli, stored_features) -> None:  # type: ignore[no-untyped-def]
+def test_evaluate_prints_machine_readable_json_and_writes_the_report(
+    cli, stored_features, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
     runner, app, _ = cli
     result = runner.invoke(
         app,
         [
             "evaluate",
             *("--first-year", "2012", "--last-year", "2012", "--epochs", "1"),
+            *("--target", "distress-within", "--horizon", "5"),
+            *("--report", str(tmp_path / "report")),
             "--no-reproduction",
             "--json",
         ],
@@ -139,6 +143,11 @@ def test_evaluate_prints_machine_readable_json(cli, stored_features) -> None:  #
     payload = json.loads(result.stdout)
     assert [refit["year"] for refit in payload["refits"]] == [2012]
     assert "reproduction" not in payload
+    assert {row["strategy"] for row in payload["economic_value"]} >= {"buy_and_hold", "rules"}
+    markdown = (tmp_path / "report" / "report.md").read_text()
+    assert "distress within 5 days" in markdown
+    assert (tmp_path / "report" / "reliability.png").exists()
+    assert "walk-forward" in result.stderr  # the progress bar
 
 
 def test_registry_commands_do_not_import_torch() -> None:

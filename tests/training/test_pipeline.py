@@ -13,13 +13,14 @@ import pytest
 from sqlalchemy import Engine
 
 from core.features import MODEL_FEATURES
+from inference.calibration import apply_calibration
 from inference.predictor import RegimePredictor
 from inference.registry import CARD_FILE, ONNX_FILE, read_card, sha256_file, write_version
 from inference.versions import VERSION_PATTERN
 from store import model_registry
 from store.repository import write_features
 from tests.training.conftest import fast_setup
-from training.config import AS_PUBLISHED_LABELS
+from training.config import AS_PUBLISHED_LABELS, Target, WindowConfig
 from training.data import feature_fingerprint
 from training.export import PARITY_TOLERANCE, export_onnx, torch_probabilities
 from training.pipeline import build_card, train_classifier, train_version
@@ -137,7 +138,8 @@ def test_onnxruntime_predictor_matches_torch_on_the_same_windows(
     card = build_card(trained, features, setup, digest, CREATED, parity=0.0)
     write_version(tmp_path, card, onnx_bytes)
     daily = RegimePredictor.load(tmp_path, card.version).predict_daily(features)
-    reference = torch_probabilities(trained.model, trained.windows.inputs)[:, 1]
+    raw = torch_probabilities(trained.model, trained.windows.inputs)[:, 1]
+    reference = apply_calibration(raw, card.calibration)  # the served probability is calibrated
     ours = daily["p_distressed"].to_numpy()[trained.windows.end_positions]
     assert np.max(np.abs(ours - reference)) < PARITY_TOLERANCE
 
@@ -179,3 +181,40 @@ def test_trained_model_outputs_never_change_when_future_rows_arrive(
     predictor = RegimePredictor.load(models_dir, card.version)
     early = predictor.predict_daily(features.iloc[:400])
     pd.testing.assert_frame_equal(early, predictor.predict_daily(features).iloc[:400])
+
+
+def test_card_records_calibration_target_and_in_sample_cut_off(trained_version) -> None:  # type: ignore[no-untyped-def]
+    card, _, _ = trained_version
+    assert card.target == "label"
+    validation = card.splits["validation"]
+    assert validation is not None and card.calibration is not None
+    assert card.calibration.method == "temperature" and card.calibration.temperature > 0
+    assert card.calibration.fitted_on == validation  # fitted on the validation split only
+    assert {"validation_raw", "validation_calibrated", "test_raw", "test_calibrated"} <= set(
+        card.calibration.metrics
+    )
+    # Nothing after the in-sample cut-off shaped the model; the test split lies after it.
+    assert card.sample_cutoff >= validation.end
+    test = card.splits["test"]
+    assert test is not None and card.sample_cutoff < test.start
+    summary = card.out_of_sample
+    assert summary is not None and summary["start"] == test.start.isoformat()
+    assert summary["classification"] == card.metrics["test"]
+    assert summary["probability"] == card.calibration.metrics["test_calibrated"]
+
+
+def test_a_distress_within_model_records_its_target(features: pd.DataFrame, tmp_path: Path) -> None:
+    setup = fast_setup(epochs=1)
+    setup = type(setup)(
+        labels=setup.labels,
+        windows=WindowConfig(window=20, horizon=5, target=Target.DISTRESS_WITHIN),
+        split=setup.split,
+        model=setup.model,
+        trainer=setup.trainer,
+    )
+    card, _ = train_version(features, setup, tmp_path, created_at=CREATED)
+    assert (card.target, card.horizon) == ("distress-within", 5)
+    validation = card.splits["validation"]
+    assert validation is not None
+    # The last validation window's target reads 5 sessions past its end.
+    assert card.sample_cutoff > validation.end

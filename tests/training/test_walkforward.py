@@ -7,7 +7,8 @@ import pytest
 from tests.training.conftest import fast_setup
 from training.baselines import BaselineConfig
 from training.config import STANDARDISED_LABELS
-from training.evaluation import evaluate, report_json, report_text, write_plots
+from training.economics import EconomicsConfig
+from training.evaluation import evaluate, report_json, report_markdown, report_text, write_plots
 from training.labels import fit_labeler
 from training.walkforward import METHODS, WalkForwardConfig, walk_forward
 
@@ -21,7 +22,8 @@ CONFIG = WalkForwardConfig(
 
 @pytest.fixture(scope="module")
 def report(long_features: pd.DataFrame):  # type: ignore[no-untyped-def]
-    return evaluate(long_features, CONFIG, with_reproduction=True)
+    fast = EconomicsConfig(n_resamples=100, n_permutations=49)
+    return evaluate(long_features, CONFIG, with_reproduction=True, economics=fast)
 
 
 def test_every_test_day_belongs_to_its_year_and_has_every_method(report) -> None:  # type: ignore[no-untyped-def]
@@ -88,10 +90,25 @@ def test_plots_are_png_files(report, long_features: pd.DataFrame, tmp_path: Path
     assert [p.name for p in paths] == [
         "walkforward_probabilities.png",
         "walkforward_equity.png",
+        "reliability.png",
         "reproduction_equity.png",
     ]
     for path in paths:
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    markdown = report_markdown(report, paths)
+    assert markdown.startswith("# Walk-forward evaluation 2014-2015: now-cast")
+    assert "![reliability](reliability.png)" in markdown
+
+
+def test_report_scores_probabilities_and_economic_value(report) -> None:  # type: ignore[no-untyped-def]
+    assert list(report.probability.index) == ["transformer_raw", "transformer", "hmm", "logistic"]
+    assert report.probability["brier"].between(0, 1).all()
+    value = report.value
+    assert value.index[0] == "buy_and_hold" and "rules" in value.index
+    assert {"transformer:filter", "transformer:leveraged", "transformer:scaled"} <= set(value.index)
+    assert (value["sharpe_low"] <= value["sharpe"]).all()
+    assert (value["sharpe"] <= value["sharpe_high"]).all()
+    assert value.drop(index="buy_and_hold")["timing_p_value"].between(0, 1).all()
 
 
 def test_comparison_puts_each_methods_metrics_beside_its_filter_strategy(report) -> None:  # type: ignore[no-untyped-def]
