@@ -21,14 +21,12 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
-
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from scratch_postgres import scratch_database  # noqa: E402
 
 from app.settings import Settings  # noqa: E402
 from core.rules import rule_set_preset  # noqa: E402
@@ -118,17 +116,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         scratch = Path(folder)
         figures |= bench(f"sqlite:///{scratch / 'cycle.db'}", "sqlite", args.market, days, scratch)
-        name = f"deepregime_bench_{uuid.uuid4().hex[:8]}"
-        admin = create_engine(args.postgres, isolation_level="AUTOCOMMIT")
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            url = make_url(args.postgres).set(database=name).render_as_string(hide_password=False)
+        with scratch_database(args.postgres) as url:
             figures |= bench(url, "postgres", args.market, days, scratch)
-        finally:
-            with admin.connect() as connection:
-                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
 

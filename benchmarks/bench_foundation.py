@@ -16,11 +16,9 @@ import json
 import statistics
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from scratch_postgres import scratch_database
 
 from core.features import FEATURE_INPUT_SYMBOLS, compute_features
 from store.db import make_engine
@@ -79,17 +77,8 @@ def main() -> None:
             closes = load_closes(connection, symbols=FEATURE_INPUT_SYMBOLS)
         engine.dispose()
 
-    name = f"deepregime_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(args.postgres, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        url = make_url(args.postgres).set(database=name).render_as_string(hide_password=False)
+    with scratch_database(args.postgres) as url:
         figures |= bench_database(url, args.market, "postgres")
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
     samples = [timed(lambda: compute_features(closes))[0] for _ in range(args.repeat)]
     figures["features_full_history_s"] = statistics.median(samples)

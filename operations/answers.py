@@ -246,8 +246,8 @@ def _text(value: Any) -> str | None:
 
 def no_regimes(rule_set: RuleSet) -> NoDataError:
     return NoDataError(
-        f"no regimes computed yet for rule set {rule_set.version}: ingest prices and run "
-        "`deepregime signals` (or POST /admin/refresh)"
+        f"no regimes computed yet for rule set {rule_set.version}: run `deepregime update` "
+        "(or POST /admin/refresh)"
     )
 
 
