@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 MARKET ?= ../shared/data/market
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# Quoted in a variable: a literal comma inside $(call ...) would split its arguments.
+DEV_EXTRAS := ".[train,dev]"
 
 .PHONY: install install-dev run data test lint bench clean
 
@@ -25,7 +27,7 @@ $(VENV)/.installed-serving: pyproject.toml | $(BIN)/python
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(call step,"installing the service with the train and dev extras (torch CPU; several minutes the first time; skipped until pyproject.toml changes)")
-	$(call timed,$(BIN)/pip install -q -e ".[train,dev]")
+	$(call timed,$(BIN)/pip install -q -e $(DEV_EXTRAS))
 	@touch $@ $(VENV)/.installed-serving
 
 install: $(VENV)/.installed-serving  ## serving install (no torch)
