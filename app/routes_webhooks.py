@@ -134,20 +134,6 @@ def send_test(
 # --- background delivery ---------------------------------------------------------------
 
 
-def deliver_now(
-    engine: Engine, settings: Settings, stop: threading.Event | None = None
-) -> notifications.DeliveryStats:
-    """One delivery pass with the service's settings."""
-    return notifications.deliver_due(
-        engine,
-        timeout_s=settings.webhook_timeout_s,
-        max_attempts=settings.webhook_max_attempts,
-        backoff_base_s=settings.webhook_backoff_base_s,
-        backoff_cap_s=settings.webhook_backoff_cap_s,
-        stop=stop,
-    )
-
-
 async def delivery_loop(engine: Engine, settings: Settings, stop: threading.Event) -> None:
     """Deliver due events every ``webhook_poll_s`` seconds until cancelled or ``stop`` is set.
 
@@ -158,7 +144,7 @@ async def delivery_loop(engine: Engine, settings: Settings, stop: threading.Even
     while not stop.is_set():
         await asyncio.sleep(settings.webhook_poll_s)
         try:
-            await run_in_threadpool(deliver_now, engine, settings, stop)
+            await run_in_threadpool(notifications.deliver_configured, engine, settings, stop)
         except Exception as error:  # noqa: BLE001 - keep delivering after a bad pass
             log.warning(
                 "webhook delivery pass failed (%s: %s); next try in %g s",

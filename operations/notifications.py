@@ -37,7 +37,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -48,6 +48,9 @@ from core.errors import DataValidationError, NotFoundError
 from store.ledger import Publication, canonical_json
 from store.repository import utcnow
 from store.tables import webhook_deliveries, webhook_outbox, webhook_subscriptions
+
+if TYPE_CHECKING:
+    from app.settings import Settings
 
 log = logging.getLogger("deepregime.webhooks")
 
@@ -762,3 +765,17 @@ def pending_count(bind: Engine | Connection, subscription_id: str | None = None)
         statement = statement.where(webhook_outbox.c.subscription_id == subscription_id)
     with _transaction(bind) as connection:
         return connection.execute(statement).scalar_one()
+
+
+def deliver_configured(
+    engine: Engine, settings: Settings, stop: threading.Event | None = None
+) -> DeliveryStats:
+    """One delivery pass with the service's webhook settings (timeouts, attempts, backoff)."""
+    return deliver_due(
+        engine,
+        timeout_s=settings.webhook_timeout_s,
+        max_attempts=settings.webhook_max_attempts,
+        backoff_base_s=settings.webhook_backoff_base_s,
+        backoff_cap_s=settings.webhook_backoff_cap_s,
+        stop=stop,
+    )

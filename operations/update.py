@@ -36,7 +36,7 @@ from core.features import FEATURE_INPUT_SYMBOLS
 from core.rules import RuleSet, rule_set_preset
 from operations.answers import stored_span
 from operations.models import ModelSlot
-from operations.notifications import deliver_due
+from operations.notifications import deliver_configured
 from operations.publish import data_fingerprint, publish_latest, published_days
 from operations.revisions import Revision, altered_answers, classify, record_revision
 from store.ingest import IngestResult, apply_price_changes, ingest_csv_folder, ingest_yfinance
@@ -451,8 +451,8 @@ def run_update(
     if deliver:
         with steps.step("notify") as detail:
             try:
-                stats = deliver_due(engine)
-                report.notifications_delivered = getattr(stats, "delivered", 0)
+                stats = deliver_configured(engine, settings)
+                report.notifications_delivered = stats.delivered
                 detail.append(str(stats))
             except Exception as error:  # noqa: BLE001 - the outbox keeps them for the next try
                 detail.append(f"delivery deferred: {error}")

@@ -25,7 +25,12 @@ POINTS: dict[str, tuple[Any, str, bool, int]] = {
     "after-features": (update_module, "refresh_regimes", True, 1),  # derived txn open
     "after-model": (update_module, "publish_latest", True, 1),  # outputs written, not committed
     "after-publish": (update_module, "_finish_run", True, 1),  # ledger rows written, not committed
-    "before-notify": (update_module, "deliver_due", True, 1),  # committed, events undelivered
+    "before-notify": (
+        update_module,
+        "deliver_configured",
+        True,
+        1,
+    ),  # committed, events undelivered
 }
 
 
