@@ -28,6 +28,7 @@ as ``held_over_days``).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -94,22 +95,28 @@ def strategy_returns_kernel(
     cost_rate: float,
     cash_yield: bool,
     financing: bool,
+    uninvested_returns: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Daily strategy returns and turnover.
 
     ``positions``: (days, strategies) held exposure, finite. ``asset_returns`` and
     ``cash_rate``: (days,), finite (cash_rate is ignored unless cash_yield or
     financing). ``cost_rate``: cost per unit of traded exposure (bps / 10_000).
-    Returns two (days, strategies) arrays: net returns and turnover. The
-    position before the first day is 0 (cash).
+    ``uninvested_returns``: optional (days, strategies) return earned by the
+    uninvested part of each strategy (e.g. a defensive asset); where given it
+    replaces the cash yield for that part. Returns two (days, strategies)
+    arrays: net returns and turnover. The position before the first day is 0 (cash).
     """
-    previous = np.vstack([np.zeros((1, positions.shape[1])), positions[:-1]])
-    turnover = np.abs(positions - previous)
+    turnover = np.empty_like(positions)
+    turnover[0] = np.abs(positions[0])
+    np.abs(positions[1:] - positions[:-1], out=turnover[1:])
     returns = positions * asset_returns[:, None] - cost_rate * turnover
-    if cash_yield:
-        returns = returns + np.clip(1.0 - positions, 0.0, None) * cash_rate[:, None]
+    if uninvested_returns is not None:
+        returns += np.clip(1.0 - positions, 0.0, None) * uninvested_returns
+    elif cash_yield:
+        returns += np.clip(1.0 - positions, 0.0, None) * cash_rate[:, None]
     if financing:
-        returns = returns - np.clip(positions - 1.0, 0.0, None) * cash_rate[:, None]
+        returns -= np.clip(positions - 1.0, 0.0, None) * cash_rate[:, None]
     return returns, turnover
 
 
@@ -118,39 +125,135 @@ def held_positions(exposures: pd.DataFrame, lag: int = 1) -> pd.DataFrame:
     return exposures.shift(validate_lag(lag))
 
 
-def common_span(
-    positions: pd.DataFrame,
-    asset_returns: pd.Series,
-    start: pd.Timestamp | dt.date | None = None,
-    end: pd.Timestamp | dt.date | None = None,
-) -> pd.DatetimeIndex:
-    """Days from the first to the last on which every strategy holds a position and the
-    asset has a return, within [start, end]. Raises NoDataError when there is none."""
-    days = positions.index
-    complete = positions.notna().all(axis=1) & asset_returns.reindex(days).notna()
-    if start is not None:
-        complete &= days >= pd.Timestamp(start)
+@dataclass(frozen=True)
+class ArraySimulation:
+    """A backtest's daily outcome on arrays. Row i is calendar day ``first + i``;
+    columns are strategies in the order given."""
+
+    first: int  # position of the period's first day in the calendar
+    positions: np.ndarray  # (days, strategies): exposure held over each day
+    returns: np.ndarray  # (days, strategies): net of costs
+    turnover: np.ndarray  # (days, strategies): |position change| traded at the day's start
+    asset_returns: np.ndarray  # (days,)
+    cash_rate: np.ndarray | None  # (days,), if supplied
+    held_over_days: np.ndarray  # (strategies,): days whose missing exposure kept the position
+
+    @property
+    def period(self) -> slice:
+        """The period's rows in calendar coordinates."""
+        return slice(self.first, self.first + self.returns.shape[0])
+
+
+def simulate_arrays(
+    exposures: np.ndarray,
+    asset_returns: np.ndarray,
+    calendar: pd.DatetimeIndex,
+    names: Sequence[str],
+    *,
+    lag: int = 1,
+    costs: CostModel | None = None,
+    cash_rate: np.ndarray | None = None,
+    uninvested_returns: np.ndarray | None = None,
+    start: int = 0,
+    end: int | None = None,
+) -> ArraySimulation:
+    """Backtest the columns of ``exposures`` (calendar days x strategies, decided at
+    each close, NaN without a signal) on one asset, over the common period within
+    calendar rows [start, end] (see module doc). ``asset_returns``, ``cash_rate``:
+    (days,) on the calendar; ``uninvested_returns``: (days, strategies), the return
+    of what each strategy's uninvested part holds (replaces the cash yield).
+    ``calendar`` and ``names`` only label error messages."""
+    costs = (costs or CostModel()).validate()
+    lag = validate_lag(lag)
+    n_days, n_strategies = exposures.shape
+    if n_strategies == 0:
+        raise ConfigError("at least one strategy is needed")
+    positions = np.full(exposures.shape, np.nan)
+    positions[lag:] = exposures[: n_days - lag]
+    first, last = _common_rows(positions, asset_returns, calendar, names, start, end)
+    rows = slice(first, last + 1)
+    # Column-major: every later step reduces along the days of each strategy.
+    held = np.asfortranarray(positions[rows])
+    missing = np.isnan(held)
+    held_over = missing.sum(axis=0)
+    if held_over.any():  # keep the previous position (the first row is complete)
+        source = np.where(missing, 0, np.arange(held.shape[0])[:, None])
+        held = np.asfortranarray(
+            held[np.maximum.accumulate(source, axis=0), np.arange(n_strategies)]
+        )
+    asset = asset_returns[rows]
+    _require_finite(asset, calendar[rows], "asset_returns")
+    rate = None if cash_rate is None else cash_rate[rows]
+    if costs.needs_cash_rate:
+        if rate is None:
+            raise NoDataError("cash yield and financing need a daily cash-rate series")
+        _require_finite(rate, calendar[rows], "cash_rate")
+    uninvested = None if uninvested_returns is None else uninvested_returns[rows]
+    if uninvested is not None:
+        _require_finite(uninvested, calendar[rows], "uninvested_returns")
+    returns, turnover = strategy_returns_kernel(
+        held,
+        asset,
+        np.zeros(held.shape[0]) if rate is None else rate,
+        costs.cost_bps / 10_000.0,
+        costs.cash_yield,
+        costs.financing,
+        uninvested,
+    )
+    return ArraySimulation(first, held, returns, turnover, asset, rate, held_over)
+
+
+def _common_rows(
+    positions: np.ndarray,
+    asset_returns: np.ndarray,
+    calendar: pd.DatetimeIndex,
+    names: Sequence[str],
+    start: int,
+    end: int | None,
+) -> tuple[int, int]:
+    """First and last calendar row on which every strategy holds a position and the
+    asset has a return, within rows [start, end]. Raises NoDataError when there is none."""
+    held = ~np.isnan(positions)
+    complete = held.all(axis=1) & ~np.isnan(asset_returns)
+    complete[:start] = False
     if end is not None:
-        complete &= days <= pd.Timestamp(end)
+        complete[end + 1 :] = False
     if not complete.any():
-        held = positions.notna()
         ranges = ", ".join(
-            f"{column}: {held[column].idxmax().date()}..{held[column][::-1].idxmax().date()}"
-            if held[column].any()
-            else f"{column}: never"
-            for column in held
+            f"{name}: {calendar[column.argmax()].date()}.."
+            f"{calendar[len(column) - 1 - column[::-1].argmax()].date()}"
+            if column.any()
+            else f"{name}: never"
+            for name, column in zip(names, held.T, strict=True)
+        )
+        bounds = (
+            _row_day(calendar, start, "start of data"),
+            _row_day(calendar, end, "end of data"),
         )
         raise NoDataError(
             "no common period: every strategy needs a position on the same days within "
-            f"[{_day(start, 'start of data')}, {_day(end, 'end of data')}]; "
-            f"positions exist for {ranges}"
+            f"[{bounds[0]}, {bounds[1]}]; positions exist for {ranges}"
         )
-    first, last = complete.idxmax(), complete[::-1].idxmax()
-    return pd.DatetimeIndex(days[(days >= first) & (days <= last)], name=days.name)
+    return int(complete.argmax()), len(complete) - 1 - int(complete[::-1].argmax())
 
 
-def _day(value: pd.Timestamp | dt.date | None, default: str) -> str:
-    return default if value is None else str(pd.Timestamp(value).date())
+def _row_day(calendar: pd.DatetimeIndex, row: int | None, default: str) -> str:
+    if row is None:
+        return default
+    if not 0 <= row < len(calendar):
+        return "before the first day of data" if row < 0 else "after the last day of data"
+    return str(calendar[row].date())
+
+
+def calendar_rows(
+    calendar: pd.DatetimeIndex,
+    start: pd.Timestamp | dt.date | None,
+    end: pd.Timestamp | dt.date | None,
+) -> tuple[int, int | None]:
+    """Calendar rows of the first day >= start and the last day <= end (end row may be -1)."""
+    first = 0 if start is None else int(calendar.searchsorted(pd.Timestamp(start), "left"))
+    last = None if end is None else int(calendar.searchsorted(pd.Timestamp(end), "right")) - 1
+    return first, last
 
 
 def simulate(
@@ -163,7 +266,7 @@ def simulate(
     start: pd.Timestamp | dt.date | None = None,
     end: pd.Timestamp | dt.date | None = None,
 ) -> Simulation:
-    """Backtest one or more exposure series on one asset.
+    """Backtest one or more exposure series on one asset (pandas edge of simulate_arrays).
 
     ``exposures``: (days, strategies) exposure decided at each close, NaN where a
     strategy has no signal; index = the asset's trading days (increasing).
@@ -171,45 +274,45 @@ def simulate(
     ``cash_rate``: daily rate earned over each day (needed only with cash yield
     or financing). Returns a Simulation over the common period (see module doc).
     """
-    costs = (costs or CostModel()).validate()
-    if exposures.shape[1] == 0:
-        raise ConfigError("at least one strategy is needed")
-    positions = held_positions(exposures.astype(float), lag)
-    span = common_span(positions, asset_returns, start, end)
-    held = positions.loc[span]
-    held_over = held.isna().sum()
-    held = held.ffill()
-    asset = asset_returns.reindex(span).astype(float)
-    _require_finite(asset, "asset_returns")
-    rate = None
-    if cash_rate is not None:
-        rate = cash_rate.reindex(span).astype(float)
-    if costs.needs_cash_rate:
-        if rate is None:
-            raise NoDataError("cash yield and financing need a daily cash-rate series")
-        _require_finite(rate, "cash_rate")
-    returns, turnover = strategy_returns_kernel(
-        held.to_numpy(),
-        asset.to_numpy(),
-        np.zeros(len(span)) if rate is None else rate.to_numpy(),
-        costs.cost_bps / 10_000.0,
-        costs.cash_yield,
-        costs.financing,
+    calendar = exposures.index
+    first, last = calendar_rows(calendar, start, end)
+    arrays = simulate_arrays(
+        exposures.to_numpy(dtype=float),
+        asset_returns.reindex(calendar).to_numpy(dtype=float),
+        calendar,
+        [str(name) for name in exposures.columns],
+        lag=lag,
+        costs=costs,
+        cash_rate=None if cash_rate is None else cash_rate.reindex(calendar).to_numpy(dtype=float),
+        start=first,
+        end=last,
     )
+    return as_simulation(arrays, calendar, exposures.columns)
+
+
+def as_simulation(
+    arrays: ArraySimulation, calendar: pd.DatetimeIndex, columns: Sequence[object]
+) -> Simulation:
+    """The pandas view of an ArraySimulation (for plots, reports and tests)."""
+    span = calendar[arrays.period]
+    columns = pd.Index(columns)
     return Simulation(
-        positions=held,
-        returns=pd.DataFrame(returns, index=span, columns=held.columns),
-        turnover=pd.DataFrame(turnover, index=span, columns=held.columns),
-        asset_returns=asset,
-        cash_rate=rate,
-        held_over_days=held_over.astype(int),
+        positions=pd.DataFrame(arrays.positions, index=span, columns=columns),
+        returns=pd.DataFrame(arrays.returns, index=span, columns=columns),
+        turnover=pd.DataFrame(arrays.turnover, index=span, columns=columns),
+        asset_returns=pd.Series(arrays.asset_returns, index=span),
+        cash_rate=None if arrays.cash_rate is None else pd.Series(arrays.cash_rate, index=span),
+        held_over_days=pd.Series(arrays.held_over_days, index=columns).astype(int),
     )
 
 
-def _require_finite(series: pd.Series, field: str) -> None:
-    missing = series.index[~np.isfinite(series.to_numpy())]
-    if len(missing):
+def _require_finite(values: np.ndarray, days: pd.DatetimeIndex, field: str) -> None:
+    bad = ~np.isfinite(values)
+    if bad.ndim > 1:
+        bad = bad.any(axis=1)
+    if bad.any():
         raise DataValidationError(
-            f"missing on {len(missing)} day(s) of the backtest period, first {missing[0].date()}",
+            f"missing on {int(bad.sum())} day(s) of the backtest period, "
+            f"first {days[int(bad.argmax())].date()}",
             field=field,
         )

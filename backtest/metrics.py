@@ -53,71 +53,98 @@ CONVENTIONS: dict[str, str] = {
 }
 
 
-# --- kernels: 1-D numpy arrays of daily returns -> float -----------------------------
+# --- kernels: daily returns along axis 0 -> one value per column ---------------------
+#
+# Every kernel takes (days,) or (days, strategies) arrays and reduces along the days:
+# a 1-D input gives a float (int for counts), a 2-D input an array with one value per
+# strategy. One definition serves a single backtest and a block of many variants.
 
 
-def cumulative_return(returns: np.ndarray) -> float:
-    """prod(1 + r) - 1; 0.0 for an empty array."""
-    return float(np.prod(1.0 + returns) - 1.0)
+def _result(values: np.ndarray | float) -> np.ndarray | float:
+    return float(values) if np.ndim(values) == 0 else values
 
 
-def annualised_return(returns: np.ndarray, periods: int = TRADING_DAYS) -> float:
-    """Geometric annual return; NaN for an empty array or a total loss."""
-    n_days = returns.shape[0]
-    growth = 1.0 + cumulative_return(returns)
-    if n_days == 0 or growth <= 0.0:
-        return math.nan
-    return float(growth ** (periods / n_days) - 1.0)
+def _nan_like(returns: np.ndarray) -> np.ndarray | float:
+    return _result(np.full(returns.shape[1:], math.nan))
 
 
-def daily_std(returns: np.ndarray) -> float:
+def cumulative_return(returns: np.ndarray) -> np.ndarray | float:
+    """prod(1 + r) - 1; 0.0 for no days."""
+    return _result(np.prod(1.0 + returns, axis=0) - 1.0)
+
+
+def _annualised_growth(growth: np.ndarray | float, n_days: int, periods: int):  # type: ignore[no-untyped-def]
+    """(growth) ** (periods / n_days) - 1, NaN for no days or a total loss."""
+    growth = np.asarray(growth, dtype=float)
+    if n_days == 0:
+        return _result(np.full(growth.shape, math.nan))
+    with np.errstate(invalid="ignore"):
+        annual = np.where(growth > 0.0, growth ** (periods / n_days) - 1.0, math.nan)
+    return _result(annual)
+
+
+def annualised_return(returns: np.ndarray, periods: int = TRADING_DAYS) -> np.ndarray | float:
+    """Geometric annual return; NaN for no days or a total loss."""
+    return _annualised_growth(1.0 + cumulative_return(returns), returns.shape[0], periods)
+
+
+def daily_std(returns: np.ndarray) -> np.ndarray | float:
     """Sample std (ddof=1); NaN with fewer than two days."""
     if returns.shape[0] < 2:
-        return math.nan
-    return float(np.std(returns, ddof=1))
+        return _nan_like(returns)
+    return _result(np.std(returns, axis=0, ddof=1))
 
 
-def annualised_volatility(returns: np.ndarray, periods: int = TRADING_DAYS) -> float:
+def annualised_volatility(returns: np.ndarray, periods: int = TRADING_DAYS) -> np.ndarray | float:
     return daily_std(returns) * math.sqrt(periods)
+
+
+def _ratio(numerator, denominator):  # type: ignore[no-untyped-def]
+    """numerator / denominator where the denominator is > 0, else NaN."""
+    numerator, denominator = np.asarray(numerator, float), np.asarray(denominator, float)
+    out = np.full(np.broadcast(numerator, denominator).shape, math.nan)
+    np.divide(numerator, denominator, out=out, where=denominator > 0.0)
+    return _result(out)
 
 
 def sharpe_ratio(
     returns: np.ndarray, risk_free: np.ndarray | None = None, periods: int = TRADING_DAYS
-) -> float:
-    """mean / std (ddof=1) * sqrt(periods) of r - rf (raw when ``risk_free`` is None).
+) -> np.ndarray | float:
+    """mean / std (ddof=1) * sqrt(periods) of r - rf (raw when ``risk_free`` is None;
+    ``risk_free`` is (days,)). NaN when the std is zero or undefined."""
+    excess = returns
+    if risk_free is not None:
+        excess = returns - (risk_free if returns.ndim == 1 else risk_free[:, None])
+    if excess.shape[0] == 0:
+        return _nan_like(excess)
+    return _sharpe(np.mean(excess, axis=0), daily_std(excess), periods)
 
-    NaN when the std is zero or undefined.
-    """
-    excess = returns if risk_free is None else returns - risk_free
-    std = daily_std(excess)
-    if not std > 0.0:
-        return math.nan
-    return float(np.mean(excess) / std * math.sqrt(periods))
+
+def _sharpe(mean, std, periods: int):  # type: ignore[no-untyped-def]
+    return _ratio(mean * math.sqrt(periods), std)
 
 
-def sortino_ratio(returns: np.ndarray, periods: int = TRADING_DAYS) -> float:
+def sortino_ratio(returns: np.ndarray, periods: int = TRADING_DAYS) -> np.ndarray | float:
     """mean / downside deviation * sqrt(periods), downside over all days with target 0."""
     if returns.shape[0] == 0:
-        return math.nan
-    downside = math.sqrt(float(np.mean(np.minimum(returns, 0.0) ** 2)))
-    if not downside > 0.0:
-        return math.nan
-    return float(np.mean(returns) / downside * math.sqrt(periods))
+        return _nan_like(returns)
+    downside = np.sqrt(np.mean(np.minimum(returns, 0.0) ** 2, axis=0))
+    return _ratio(np.mean(returns, axis=0) * math.sqrt(periods), downside)
 
 
 def drawdowns(returns: np.ndarray) -> np.ndarray:
     """Drawdown per day (shape of ``returns``, values <= 0), wealth starting at 1.0."""
-    wealth = np.cumprod(1.0 + returns)
+    wealth = np.cumprod(1.0 + returns, axis=0)
     # The starting wealth 1.0 is a peak too: a loss on the first day is a drawdown.
-    peak = np.maximum.accumulate(np.maximum(wealth, 1.0))
+    peak = np.maximum.accumulate(np.maximum(wealth, 1.0), axis=0)
     return wealth / peak - 1.0
 
 
-def max_drawdown(returns: np.ndarray) -> float:
-    """Most negative drawdown (<= 0); NaN for an empty array."""
+def max_drawdown(returns: np.ndarray) -> np.ndarray | float:
+    """Most negative drawdown (<= 0); NaN for no days."""
     if returns.shape[0] == 0:
-        return math.nan
-    return float(np.min(drawdowns(returns)))
+        return _nan_like(returns)
+    return _result(np.min(drawdowns(returns), axis=0))
 
 
 def underwater_spells(returns: np.ndarray) -> np.ndarray:
@@ -127,56 +154,132 @@ def underwater_spells(returns: np.ndarray) -> np.ndarray:
 
 def _spells(drawdown: np.ndarray) -> np.ndarray:
     underwater = drawdown < 0.0
-    # Each run of underwater days shares the count of peaks seen before it.
-    spell_id = np.cumsum(~underwater)
-    lengths = np.bincount(spell_id, weights=underwater).astype(int)
+    # Each run of underwater days shares the count of peaks seen before it; spell
+    # numbers of different columns are kept apart by an offset of (days + 1) each.
+    n_days = drawdown.shape[0]
+    spell_id = np.cumsum(~underwater, axis=0)
+    if drawdown.ndim == 2:
+        spell_id = spell_id + np.arange(drawdown.shape[1]) * (n_days + 1)
+    lengths = np.bincount(spell_id.ravel(), weights=underwater.ravel()).astype(int)
     return np.where(underwater, lengths[spell_id], 0)
 
 
-def max_drawdown_duration(returns: np.ndarray) -> int:
+def max_drawdown_duration(returns: np.ndarray) -> np.ndarray | int:
     """Trading days of the underwater spell holding the max drawdown (0 if none)."""
     if returns.shape[0] == 0:
-        return 0
+        return _counts(np.zeros(returns.shape[1:], dtype=int))
     drawdown = drawdowns(returns)
-    return int(_spells(drawdown)[np.argmin(drawdown)])
+    spells = _spells(drawdown)
+    worst = np.argmin(drawdown, axis=0)
+    if drawdown.ndim == 1:
+        return int(spells[worst])
+    return spells[worst, np.arange(drawdown.shape[1])]
 
 
-def longest_drawdown_duration(returns: np.ndarray) -> int:
+def longest_drawdown_duration(returns: np.ndarray) -> np.ndarray | int:
     """Trading days of the longest underwater spell (0 if none)."""
     if returns.shape[0] == 0:
-        return 0
-    return int(np.max(underwater_spells(returns)))
+        return _counts(np.zeros(returns.shape[1:], dtype=int))
+    return _counts(np.max(underwater_spells(returns), axis=0))
 
 
-def calmar_ratio(returns: np.ndarray, periods: int = TRADING_DAYS) -> float:
+def _counts(values: np.ndarray) -> np.ndarray | int:
+    return int(values) if np.ndim(values) == 0 else values
+
+
+def calmar_ratio(returns: np.ndarray, periods: int = TRADING_DAYS) -> np.ndarray | float:
     """Annualised return / |max drawdown|; NaN without a drawdown."""
-    worst = max_drawdown(returns)
-    if not worst < 0.0:
-        return math.nan
-    return annualised_return(returns, periods) / abs(worst)
+    return _calmar(annualised_return(returns, periods), max_drawdown(returns))
 
 
-def annualised_turnover(turnover: np.ndarray, periods: int = TRADING_DAYS) -> float:
-    """Sum of |position change| per year of ``periods`` days; NaN for an empty array."""
+def _calmar(annual, worst):  # type: ignore[no-untyped-def]
+    worst = np.asarray(worst, dtype=float)
+    return _ratio(annual, np.where(worst < 0.0, -worst, math.nan))
+
+
+def annualised_turnover(turnover: np.ndarray, periods: int = TRADING_DAYS) -> np.ndarray | float:
+    """Sum of |position change| per year of ``periods`` days; NaN for no days."""
     n_days = turnover.shape[0]
     if n_days == 0:
-        return math.nan
-    return float(np.sum(turnover) * periods / n_days)
+        return _nan_like(turnover)
+    return _result(np.sum(turnover, axis=0) * periods / n_days)
 
 
-def trade_count(turnover: np.ndarray) -> int:
+def trade_count(turnover: np.ndarray) -> np.ndarray | int:
     """Days with a position change."""
-    return int(np.count_nonzero(turnover > 0.0))
+    return _counts(np.count_nonzero(turnover > 0.0, axis=0))
 
 
-def time_invested(positions: np.ndarray) -> tuple[float, float, float]:
+def time_invested(positions: np.ndarray) -> tuple:  # type: ignore[type-arg]
     """Shares of days held fully (>= 1), partly (0 < e < 1) and not at all (<= 0)."""
     n_days = positions.shape[0]
     if n_days == 0:
-        return (math.nan, math.nan, math.nan)
-    full = np.count_nonzero(positions >= 1.0)
-    none = np.count_nonzero(positions <= 0.0)
-    return (full / n_days, (n_days - full - none) / n_days, none / n_days)
+        nan = _nan_like(positions)
+        return (nan, nan, nan)
+    full = np.count_nonzero(positions >= 1.0, axis=0)
+    none = np.count_nonzero(positions <= 0.0, axis=0)
+    return (
+        _result(full / n_days),
+        _result((n_days - full - none) / n_days),
+        _result(none / n_days),
+    )
+
+
+def yearly_growth(returns: np.ndarray, years: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Compounded return of each calendar year: ``years`` (days,) gives each day's year
+    (sorted); returns (years present, (years,) or (years, strategies) returns)."""
+    if years.shape[0] == 0:
+        return years, np.empty((0, *returns.shape[1:]))
+    first_of_year = np.flatnonzero(np.r_[True, years[1:] != years[:-1]])
+    growth = np.multiply.reduceat(1.0 + returns, first_of_year, axis=0)
+    return years[first_of_year], growth - 1.0
+
+
+def summary(
+    returns: np.ndarray,
+    positions: np.ndarray,
+    turnover: np.ndarray,
+    risk_free: np.ndarray | None = None,
+    periods: int = TRADING_DAYS,
+) -> dict[str, np.ndarray | None]:
+    """Every headline metric of a (days, strategies) block, one array per metric, each
+    intermediate (mean, std, wealth, drawdowns) computed once. Values equal the
+    single kernels' above; ``sharpe_excess`` is None without a complete ``risk_free``."""
+    n_days = returns.shape[0]
+    if n_days < 2:
+        raise ValueError(f"a summary needs at least two days, got {n_days}")
+    mean = np.mean(returns, axis=0)
+    std = np.std(returns, axis=0, ddof=1)
+    drawdown = drawdowns(returns)
+    worst = np.min(drawdown, axis=0)
+    spells = _spells(drawdown)
+    columns = np.arange(returns.shape[1])
+    annual = _annualised_growth(np.prod(1.0 + returns, axis=0), n_days, periods)
+    downside = np.sqrt(np.mean(np.minimum(returns, 0.0) ** 2, axis=0))
+    full, partial, none = time_invested(positions)
+    excess = None
+    if risk_free is not None and not np.isnan(risk_free).any():
+        excess = sharpe_ratio(returns, risk_free, periods)
+    return {
+        "cumulative_return": cumulative_return(returns),
+        "annualised_return": annual,
+        "annualised_volatility": std * math.sqrt(periods),
+        "daily_mean": mean,
+        "daily_std": std,
+        "sharpe": _sharpe(mean, std, periods),
+        "sharpe_excess": excess,
+        "sortino": _ratio(mean * math.sqrt(periods), downside),
+        "max_drawdown": worst,
+        "max_drawdown_days": spells[np.argmin(drawdown, axis=0), columns],
+        "longest_drawdown_days": np.max(spells, axis=0),
+        "calmar": _calmar(annual, worst),
+        "full": full,
+        "partial": partial,
+        "none": none,
+        "average_exposure": np.mean(positions, axis=0),
+        "turnover_per_year": annualised_turnover(turnover, periods),
+        "trades": trade_count(turnover),
+    }
 
 
 # --- pandas wrappers -----------------------------------------------------------------
@@ -184,12 +287,10 @@ def time_invested(positions: np.ndarray) -> tuple[float, float, float]:
 
 def yearly_returns(returns: pd.Series) -> pd.Series:
     """Compounded return of each calendar year present in ``returns`` (sorted DatetimeIndex)."""
-    years = returns.index.year.to_numpy()
+    years, values = yearly_growth(returns.to_numpy(dtype=float), returns.index.year.to_numpy())
     if len(years) == 0:
         return pd.Series(dtype=float, name="return").rename_axis("year")
-    first_of_year = np.flatnonzero(np.r_[True, years[1:] != years[:-1]])
-    growth = np.multiply.reduceat(1.0 + returns.to_numpy(dtype=float), first_of_year)
-    return pd.Series(growth - 1.0, index=pd.Index(years[first_of_year], name="year"))
+    return pd.Series(values, index=pd.Index(years, name="year"))
 
 
 def regime_distribution(codes: np.ndarray, labels: tuple[str, ...]) -> dict[str, float]:

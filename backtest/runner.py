@@ -1,9 +1,14 @@
 """Run a BacktestRequest on in-memory inputs and build its BacktestResult. Pure: no I/O.
 
     inputs (features, asset closes, cash rate, model outputs)
-      -> one StrategySignal per config (backtest.signals)
-      -> engine.simulate on the common period (backtest.engine)
-      -> metrics per strategy (backtest.metrics) -> BacktestResult (backtest.schemas)
+      -> one StrategySignal per config (backtest.signals), kept as arrays
+      -> engine.simulate_arrays on the common period (backtest.engine)
+      -> metrics of all strategies at once (backtest.metrics) -> BacktestResult
+
+Pandas is the edge: the inputs are turned into arrays once (CalendarArrays,
+PreparedSignal, both cached on the BacktestInputs), every step of a run works on
+(days, strategies) arrays, and pandas views of a run (``BacktestRun.simulation``)
+are built only when read.
 
 The period starts on ``request.start`` or, by default, on the first day on
 which every strategy holds a position resting on real input, and ends on
@@ -14,12 +19,21 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from backtest import metrics
-from backtest.engine import CostModel, Simulation, simulate
+from backtest.engine import (
+    ArraySimulation,
+    CostModel,
+    Simulation,
+    as_simulation,
+    calendar_rows,
+    simulate_arrays,
+)
 from backtest.rates import DFF
 from backtest.schemas import (
     BacktestRequest,
@@ -59,78 +73,192 @@ class BacktestInputs:
     asset: str = SPY
     # Signals built from these inputs, per strategy configuration: a signal depends on
     # nothing else (not on the period, lag or costs), so inputs kept between requests
-    # build each strategy's signal once.
-    signals: dict[str, StrategySignal] = field(default_factory=dict, compare=False, repr=False)
+    # build each strategy's signal (and its arrays) once.
+    signals: dict[str, PreparedSignal] = field(default_factory=dict, compare=False, repr=False)
+    _arrays: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def calendar_arrays(self) -> CalendarArrays:
+        """The calendar and the input series as arrays, computed once per inputs."""
+        arrays = self._arrays.get("calendar")
+        if arrays is None:
+            arrays = self._arrays["calendar"] = CalendarArrays.of(self)
+        return arrays
+
+
+@dataclass(frozen=True)
+class CalendarArrays:
+    """The pandas edge crossed once: everything a run reads, on the feature calendar."""
+
+    calendar: pd.DatetimeIndex
+    dates: np.ndarray  # datetime.date objects, for the result's dates
+    years: np.ndarray
+    weeks: np.ndarray  # Monday-to-Sunday week number
+    months: np.ndarray  # year * 12 + month
+    asset_close: np.ndarray
+    asset_returns: np.ndarray
+    cash_rate: np.ndarray | None
+
+    @classmethod
+    def of(cls, inputs: BacktestInputs) -> CalendarArrays:
+        calendar = _calendar(inputs.features)
+        close = inputs.asset_close.astype(float).reindex(calendar)
+        return cls(
+            calendar=calendar,
+            dates=np.asarray(calendar.date, dtype=object),
+            years=calendar.year.to_numpy(),
+            # Days since 1970-01-05 (a Monday) // 7 numbers the Monday-to-Sunday weeks.
+            weeks=(calendar - pd.Timestamp("1970-01-05")).days.to_numpy() // 7,
+            months=calendar.year.to_numpy() * 12 + calendar.month.to_numpy(),
+            asset_close=close.to_numpy(),
+            asset_returns=simple_returns(close, 1).to_numpy(),
+            cash_rate=None
+            if inputs.cash_rate is None
+            else inputs.cash_rate.reindex(calendar).to_numpy(dtype=float),
+        )
+
+
+@dataclass(frozen=True)
+class PreparedSignal:
+    """A strategy's signal and its arrays on the calendar (built once per configuration)."""
+
+    signal: StrategySignal
+    exposure: np.ndarray  # decided at each close; NaN: no position possible
+    informed: np.ndarray  # exposure on days resting on real input, NaN elsewhere
+    no_input: np.ndarray  # 1.0 on days positioned by the unavailable policy alone
+    regime_code: np.ndarray | None
+    filter_inputs: list[tuple[FilterName, np.ndarray]]  # per enabled filter: has input
+    uninvested_returns: np.ndarray | None  # what the uninvested part earns, if not cash
+
+    @classmethod
+    def of(cls, signal: StrategySignal) -> PreparedSignal:
+        exposure = signal.exposure.to_numpy(dtype=float)
+        no_input = signal.no_input.to_numpy(dtype=bool)
+        return cls(
+            signal=signal,
+            exposure=exposure,
+            informed=np.where(no_input, np.nan, exposure),
+            no_input=no_input.astype(float),
+            regime_code=None
+            if signal.regime_code is None
+            else signal.regime_code.to_numpy(dtype=float),
+            filter_inputs=_filter_inputs(signal),
+            uninvested_returns=None
+            if getattr(signal, "uninvested_returns", None) is None
+            else signal.uninvested_returns.to_numpy(dtype=float),
+        )
 
 
 @dataclass(frozen=True)
 class BacktestRun:
-    """The result model plus the daily frames behind it (for plots and tests)."""
+    """The result model, plus pandas views of the daily arrays behind it (for plots and
+    tests; built only when read)."""
 
     result: BacktestResult
-    simulation: Simulation
+    arrays: ArraySimulation
     signals: dict[str, StrategySignal]
-    held_regimes: dict[str, pd.Series]  # regime code held over each period day (signal labels)
-    asset_close: pd.Series  # over the period
+    _calendar: pd.DatetimeIndex = field(repr=False)
+    _regime_codes: dict[str, np.ndarray] = field(repr=False)  # held over the period
+    _asset_close: np.ndarray = field(repr=False)  # over the period
+
+    @cached_property
+    def simulation(self) -> Simulation:
+        return as_simulation(self.arrays, self._calendar, list(self.signals))
+
+    @cached_property
+    def span(self) -> pd.DatetimeIndex:
+        return self._calendar[self.arrays.period]
+
+    @cached_property
+    def held_regimes(self) -> dict[str, pd.Series]:
+        """Regime code held over each period day (signal labels), per strategy."""
+        span = self.span
+        return {name: pd.Series(codes, index=span) for name, codes in self._regime_codes.items()}
+
+    @cached_property
+    def asset_close(self) -> pd.Series:
+        return pd.Series(self._asset_close, index=self.span)
 
 
 def run_backtest(request: BacktestRequest, inputs: BacktestInputs) -> BacktestRun:
     """Backtest every strategy of ``request`` on the same period."""
-    calendar = _calendar(inputs.features)
-    asset_close = inputs.asset_close.astype(float).reindex(calendar)
-    asset_returns = simple_returns(asset_close, 1)
-    signal_inputs = SignalInputs(inputs.features, asset_returns, inputs.model_outputs)
-    signals = {
-        config.label: _signal(config, signal_inputs, inputs.signals)
-        for config in request.strategies
-    }
-    exposures = pd.DataFrame({name: signal.exposure for name, signal in signals.items()})
-    start = _timestamp(request.start) or _default_start(signals, request.lag)
-    simulation = simulate(
-        exposures,
-        asset_returns,
+    days = inputs.calendar_arrays()
+    signal_inputs = SignalInputs(
+        inputs.features, pd.Series(days.asset_returns, index=days.calendar), inputs.model_outputs
+    )
+    prepared = [_signal(config, signal_inputs, inputs.signals) for config in request.strategies]
+    names = [config.label for config in request.strategies]
+    first, last = calendar_rows(days.calendar, request.start, request.end)
+    if request.start is None:
+        first = _default_start(prepared, request.lag)
+    arrays = simulate_arrays(
+        np.column_stack([p.exposure for p in prepared]),
+        days.asset_returns,
+        days.calendar,
+        names,
         lag=request.lag,
         costs=CostModel(request.cost_bps, request.cash_yield, request.financing),
-        cash_rate=inputs.cash_rate.reindex(calendar) if inputs.cash_rate is not None else None,
-        start=start,
-        end=_timestamp(request.end),
+        cash_rate=days.cash_rate,
+        uninvested_returns=_uninvested_returns(prepared, days, request.cash_yield),
+        start=first,
+        end=last,
     )
-    span = simulation.returns.index
-    held_regimes = {
-        name: _held(signal.regime_code, request.lag, span)
-        for name, signal in signals.items()
-        if signal.regime_code is not None
+    period = arrays.period
+    regime_codes = {
+        name: _held(p.regime_code, request.lag, period)
+        for name, p in zip(names, prepared, strict=True)
+        if p.regime_code is not None
     }
+    block = metrics.summary(arrays.returns, arrays.positions, arrays.turnover, arrays.cash_rate)
+    years, yearly = metrics.yearly_growth(arrays.returns, days.years[period])
     strategies = [
-        _strategy_result(config, signals[config.label], simulation, held_regimes, request.lag)
-        for config in request.strategies
+        _strategy_result(
+            config,
+            p,
+            column,
+            block,
+            yearly_returns=dict(zip(years.tolist(), yearly[:, column].tolist(), strict=True)),
+            regime_codes=regime_codes.get(config.label),
+            years=days.years[period],
+            held_over_days=int(arrays.held_over_days[column]),
+            lag=request.lag,
+            period=period,
+            dates=days.dates,
+        )
+        for column, (config, p) in enumerate(zip(request.strategies, prepared, strict=True))
     ]
     result = BacktestResult(
         period=Period(
-            start=span[0].date(),
-            end=span[-1].date(),
-            days=len(span),
+            start=days.dates[period.start],
+            end=days.dates[period.stop - 1],
+            days=arrays.returns.shape[0],
             requested_start=request.start,
             requested_end=request.end,
         ),
         conventions=_conventions(request, inputs),
         strategies=strategies,
-        equity=_equity_curves(simulation.equity, request.equity_sampling),
-        notes=_notes(strategies, signals),
+        equity=_equity_curves(arrays, days, names, request.equity_sampling),
+        notes=_notes(strategies, {name: p.signal for name, p in zip(names, prepared, strict=True)}),
     )
-    return BacktestRun(result, simulation, signals, held_regimes, asset_close.reindex(span))
+    return BacktestRun(
+        result=result,
+        arrays=arrays,
+        signals={name: p.signal for name, p in zip(names, prepared, strict=True)},
+        _calendar=days.calendar,
+        _regime_codes=regime_codes,
+        _asset_close=days.asset_close[period],
+    )
 
 
 def _signal(
-    config: StrategyConfig, inputs: SignalInputs, built: dict[str, StrategySignal]
-) -> StrategySignal:
+    config: StrategyConfig, inputs: SignalInputs, built: dict[str, PreparedSignal]
+) -> PreparedSignal:
     key = config.model_dump_json()
-    signal = built.get(key)
-    if signal is None:
+    prepared = built.get(key)
+    if prepared is None:
         if len(built) >= 64:  # configurations are few in practice; bound anyway
             built.clear()
-        signal = built[key] = build_signal(config, inputs)
-    return signal
+        prepared = built[key] = PreparedSignal.of(build_signal(config, inputs))
+    return prepared
 
 
 def _calendar(features: pd.DataFrame) -> pd.DatetimeIndex:
@@ -146,39 +274,49 @@ def _calendar(features: pd.DataFrame) -> pd.DatetimeIndex:
     return index
 
 
-def _timestamp(day: object) -> pd.Timestamp | None:
-    return None if day is None else pd.Timestamp(day)
+def _default_start(prepared: list[PreparedSignal], lag: int) -> int:
+    """First calendar row on which every strategy holds a position decided on real input
+    (row 0 when there is none: the engine then reports the missing common period)."""
+    informed = np.column_stack([p.informed for p in prepared])
+    complete = ~np.isnan(informed[: informed.shape[0] - lag]).any(axis=1)
+    return int(complete.argmax()) + lag if complete.any() else 0
 
 
-def _default_start(signals: dict[str, StrategySignal], lag: int) -> pd.Timestamp | None:
-    """First day on which every strategy holds a position decided on real input."""
-    informed = pd.DataFrame(
-        {name: s.exposure.where(~s.no_input) for name, s in signals.items()}
-    ).shift(lag)
-    complete = informed.notna().all(axis=1)
-    return complete.idxmax() if complete.any() else None
+def _uninvested_returns(
+    prepared: list[PreparedSignal], days: CalendarArrays, cash_yield: bool
+) -> np.ndarray | None:
+    """(days, strategies) return of each strategy's uninvested part: a defensive asset
+    where its signal names one, else the cash rate (with cash yield) or nothing."""
+    if all(p.uninvested_returns is None for p in prepared):
+        return None  # the engine applies the cash yield itself
+    cash = days.cash_rate if cash_yield else None
+    if cash_yield and cash is None:
+        raise NoDataError("cash yield and financing need a daily cash-rate series")
+    default = np.zeros(len(days.calendar)) if cash is None else cash
+    return np.column_stack(
+        [default if p.uninvested_returns is None else p.uninvested_returns for p in prepared]
+    )
 
 
-def _held(daily: pd.Series, lag: int, span: pd.DatetimeIndex) -> pd.Series:
-    """Value decided ``lag`` days earlier, over the period (held over like positions).
-
-    ``span`` is a contiguous run of ``daily``'s calendar."""
-    first = daily.index.get_loc(span[0]) - lag
-    values = daily.to_numpy(dtype=float)
+def _held(daily: np.ndarray, lag: int, period: slice) -> np.ndarray:
+    """Value decided ``lag`` days earlier, over the period rows (held over like positions)."""
+    first = period.start - lag
+    length = period.stop - period.start
     if first >= 0:
-        values = values[first : first + len(span)]
+        values = daily[first : first + length].astype(float)
     else:  # the period starts before ``lag`` days of history: nothing held yet
-        values = np.r_[np.full(-first, np.nan), values[: len(span) + first]]
-    held = pd.Series(values, index=span)
-    return held.ffill() if np.isnan(values).any() else held
+        values = np.r_[np.full(-first, np.nan), daily[: length + first]]
+    missing = np.isnan(values)
+    if missing.any():  # keep the last known value (forward fill)
+        values = values[np.maximum.accumulate(np.where(missing, 0, np.arange(length)))]
+    return values
 
 
-def _switches_per_year(regime: pd.Series) -> dict[int, int]:
+def _switches_per_year(codes: np.ndarray, years: np.ndarray) -> dict[int, int]:
     """Regime changes per calendar year over the days with a regime, as
-    core.rules.switches_per_year counts them, on arrays."""
-    values = regime.to_numpy(dtype=float)
-    known = ~np.isnan(values)
-    values, years = values[known], regime.index.year.to_numpy()[known]
+    core.rules.switches_per_year counts them, on arrays (``years``: each day's year)."""
+    known = ~np.isnan(codes)
+    values, years = codes[known], years[known]
     if values.size == 0:
         return {}
     changed = np.r_[False, values[1:] != values[:-1]].astype(np.int64)
@@ -187,75 +325,65 @@ def _switches_per_year(regime: pd.Series) -> dict[int, int]:
     return {int(year): int(n) for year, n in zip(years[first_of_year], counts, strict=True)}
 
 
-def _strategy_result(
-    config: StrategyConfig,
-    signal: StrategySignal,
-    simulation: Simulation,
-    held_regimes: dict[str, pd.Series],
-    lag: int,
-) -> StrategyResult:
-    name = config.label
-    span = simulation.returns.index
-    regime = held_regimes.get(name)
-    return StrategyResult(
-        name=name,
-        kind=config.kind,
-        config=config,
-        metrics=strategy_metrics(
-            simulation.returns[name],
-            simulation.positions[name],
-            simulation.turnover[name],
-            simulation.cash_rate,
+def strategy_metrics(block: dict[str, np.ndarray | None], column: int) -> StrategyMetrics:
+    """One strategy's metrics out of a block computed for all (backtest.metrics.summary)."""
+
+    def value(name: str) -> float | None:
+        values = block[name]
+        return None if values is None else _finite(values[column])
+
+    return StrategyMetrics(
+        cumulative_return=value("cumulative_return"),
+        annualised_return=value("annualised_return"),
+        annualised_volatility=value("annualised_volatility"),
+        daily_mean=value("daily_mean"),
+        daily_std=value("daily_std"),
+        sharpe=value("sharpe"),
+        sharpe_excess=value("sharpe_excess"),
+        sortino=value("sortino"),
+        max_drawdown=value("max_drawdown"),
+        max_drawdown_days=int(block["max_drawdown_days"][column]),
+        longest_drawdown_days=int(block["longest_drawdown_days"][column]),
+        calmar=value("calmar"),
+        time_invested=TimeInvested(
+            full=value("full"),
+            partial=value("partial"),
+            none=value("none"),
+            average_exposure=value("average_exposure"),
         ),
-        regime_distribution=None
-        if regime is None
-        else metrics.regime_distribution(regime.to_numpy(dtype=float), signal.regime_labels),
-        yearly_returns={
-            int(year): float(value)
-            for year, value in metrics.yearly_returns(simulation.returns[name]).items()
-        },
-        switches_per_year=None if regime is None else _switches_per_year(regime),
-        filters=_filter_availability(signal, lag, span),
-        days_without_input=int(_held(signal.no_input, lag, span).sum()),
-        held_over_days=int(simulation.held_over_days[name]),
+        turnover_per_year=value("turnover_per_year"),
+        trades=int(block["trades"][column]),
     )
 
 
-def strategy_metrics(
-    returns: pd.Series,
-    positions: pd.Series,
-    turnover: pd.Series,
-    cash_rate: pd.Series | None = None,
-) -> StrategyMetrics:
-    """Every metric of one strategy over its period (all Series on the same days)."""
-    r = returns.to_numpy(dtype=float)
-    held = positions.to_numpy(dtype=float)
-    traded = turnover.to_numpy(dtype=float)
-    full, partial, none = metrics.time_invested(held)
-    excess = None
-    if cash_rate is not None and cash_rate.notna().all():
-        excess = metrics.sharpe_ratio(r, cash_rate.to_numpy(dtype=float))
-    return StrategyMetrics(
-        cumulative_return=_finite(metrics.cumulative_return(r)),
-        annualised_return=_finite(metrics.annualised_return(r)),
-        annualised_volatility=_finite(metrics.annualised_volatility(r)),
-        daily_mean=_finite(float(np.mean(r)) if len(r) else math.nan),
-        daily_std=_finite(metrics.daily_std(r)),
-        sharpe=_finite(metrics.sharpe_ratio(r)),
-        sharpe_excess=_finite(excess),
-        sortino=_finite(metrics.sortino_ratio(r)),
-        max_drawdown=_finite(metrics.max_drawdown(r)),
-        max_drawdown_days=metrics.max_drawdown_duration(r),
-        longest_drawdown_days=metrics.longest_drawdown_duration(r),
-        calmar=_finite(metrics.calmar_ratio(r)),
-        time_invested=TimeInvested(
-            full=_finite(full),
-            partial=_finite(partial),
-            none=_finite(none),
-            average_exposure=_finite(float(np.mean(held)) if len(held) else math.nan),
-        ),
-        turnover_per_year=_finite(metrics.annualised_turnover(traded)),
-        trades=metrics.trade_count(traded),
+def _strategy_result(
+    config: StrategyConfig,
+    prepared: PreparedSignal,
+    column: int,
+    block: dict[str, np.ndarray | None],
+    *,
+    yearly_returns: dict[int, float],
+    regime_codes: np.ndarray | None,
+    years: np.ndarray,
+    held_over_days: int,
+    lag: int,
+    period: slice,
+    dates: np.ndarray,
+) -> StrategyResult:
+    signal = prepared.signal
+    return StrategyResult(
+        name=config.label,
+        kind=config.kind,
+        config=config,
+        metrics=strategy_metrics(block, column),
+        regime_distribution=None
+        if regime_codes is None
+        else metrics.regime_distribution(regime_codes, signal.regime_labels),
+        yearly_returns=yearly_returns,
+        switches_per_year=None if regime_codes is None else _switches_per_year(regime_codes, years),
+        filters=_filter_availability(prepared, lag, period, dates),
+        days_without_input=int(np.nansum(_held(prepared.no_input, lag, period))),
+        held_over_days=held_over_days,
     )
 
 
@@ -263,43 +391,50 @@ def _finite(value: float | None) -> float | None:
     return None if value is None or not math.isfinite(value) else float(value)
 
 
-def _filter_availability(
-    signal: StrategySignal, lag: int, span: pd.DatetimeIndex
-) -> list[FilterAvailability] | None:
+def _filter_inputs(signal: StrategySignal) -> list[tuple[FilterName, np.ndarray]]:
+    """Per enabled filter of a rule-based signal: whether it had input on each day."""
     if signal.rule_set is None or signal.filters is None:
-        return None
-    rows = []
-    for name in signal.rule_set.enabled():
-        states = signal.filters[f"{name}_state"].to_numpy()
-        has_input = pd.Series(states != FilterState.UNAVAILABLE.value, signal.filters.index)
-        held = _held(has_input, lag, span)
-        rows.append(
-            FilterAvailability(
-                filter=FilterName(name),
-                first_available=has_input.idxmax().date() if has_input.any() else None,
-                share_of_period=float(held.mean()),
-            )
+        return []
+    return [
+        (
+            FilterName(name),
+            signal.filters[f"{name}_state"].to_numpy() != FilterState.UNAVAILABLE.value,
         )
-    return rows
+        for name in signal.rule_set.enabled()
+    ]
 
 
-def _equity_curves(equity: pd.DataFrame, sampling: EquitySampling) -> EquityCurves | None:
+def _filter_availability(
+    prepared: PreparedSignal, lag: int, period: slice, dates: np.ndarray
+) -> list[FilterAvailability] | None:
+    if prepared.signal.rule_set is None or prepared.signal.filters is None:
+        return None
+    return [
+        FilterAvailability(
+            filter=name,
+            first_available=dates[int(has_input.argmax())] if has_input.any() else None,
+            share_of_period=float(np.mean(_held(has_input.astype(float), lag, period))),
+        )
+        for name, has_input in prepared.filter_inputs
+    ]
+
+
+def _equity_curves(
+    arrays: ArraySimulation, days: CalendarArrays, names: list[str], sampling: EquitySampling
+) -> EquityCurves | None:
     if sampling is EquitySampling.NONE:
         return None
-    sampled = equity
+    equity = np.cumprod(1.0 + arrays.returns, axis=0)
+    rows = np.arange(arrays.period.start, arrays.period.stop)
     if sampling is not EquitySampling.DAILY:
-        days = equity.index
-        if sampling is EquitySampling.WEEKLY:
-            # Days since 1970-01-05 (a Monday) // 7 numbers the Monday-to-Sunday weeks.
-            group = (days - pd.Timestamp("1970-01-05")).days.to_numpy() // 7
-        else:
-            group = days.year.to_numpy() * 12 + days.month.to_numpy()
+        group = (days.weeks if sampling is EquitySampling.WEEKLY else days.months)[arrays.period]
         last_of_group = np.r_[group[1:] != group[:-1], True]
-        sampled = equity[last_of_group]
+        equity, rows = equity[last_of_group], rows[last_of_group]
+    values = np.round(equity, 8).T.tolist()
     return EquityCurves(
         sampling=sampling,
-        dates=sampled.index.date.tolist(),
-        values={str(name): sampled[name].round(8).tolist() for name in sampled.columns},
+        dates=days.dates[rows].tolist(),
+        values=dict(zip(names, values, strict=True)),
     )
 
 

@@ -123,7 +123,8 @@ def main() -> int:
     backtest_ms = median_ms(lambda: run_backtest(request, inputs), args.repeat)
     run = run_backtest(request, inputs)
     span = run.simulation.returns.index
-    exposures = run.simulation.positions.shift(-1).ffill().to_numpy(dtype=float)
+    # Column-major like the engine's arrays: both reduce along each strategy's days.
+    exposures = np.asfortranarray(run.simulation.positions.shift(-1).ffill().to_numpy(dtype=float))
     asset_returns = closes["SPY"].reindex(span).pct_change().fillna(0.0).to_numpy()
     years = span.year.to_numpy()
     reference_ms = median_ms(lambda: numpy_reference(exposures, asset_returns, years), args.repeat)

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from backtest.engine import CostModel, simulate
+from backtest.engine import CostModel, simulate, simulate_arrays
 from backtest.rates import daily_rate_from_annual_percent, daily_rate_from_prices
 from core.errors import ConfigError, DataValidationError, NoDataError
 
@@ -163,3 +163,36 @@ def test_bil_rate_is_its_total_return_over_the_day() -> None:
     calendar = pd.DatetimeIndex(["2021-03-05", "2021-03-08", "2021-03-09"], name="date")
     rate = daily_rate_from_prices(pd.Series([100.0, 100.01, 100.03], index=calendar), calendar)
     np.testing.assert_allclose(rate.iloc[1:], [0.0001, 0.02 / 100.01], rtol=1e-12)
+
+
+def test_the_uninvested_part_earns_what_each_strategy_holds_instead_of_cash() -> None:
+    # Held from day 1: 50% in the asset (+10%, then -10%), the rest in a defensive asset
+    # (+2%, then +1%); the second strategy holds all in the asset, nothing uninvested.
+    asset = np.array([np.nan, 0.10, -0.10])
+    defensive = np.array([np.nan, 0.02, 0.01])
+    exposures = np.array([[0.5, 1.0], [0.5, 1.0], [0.5, 1.0]])
+    sim = simulate_arrays(
+        exposures,
+        asset,
+        DAYS[:3],
+        ["mix", "all in"],
+        uninvested_returns=np.column_stack([defensive, np.zeros(3)]),
+        costs=CostModel(cost_bps=10.0),
+    )
+    # Day 1: 0.5 * 0.10 + 0.5 * 0.02 - 0.001 * 0.5 traded from cash; day 2: no trade.
+    np.testing.assert_allclose(
+        sim.returns, [[0.06 - 0.0005, 0.10 - 0.001], [-0.045, -0.10]], rtol=1e-12
+    )
+    assert sim.first == 1
+
+
+def test_a_missing_defensive_return_inside_the_period_is_named() -> None:
+    with pytest.raises(DataValidationError, match="first 2021-03-03") as error:
+        simulate_arrays(
+            np.full((3, 1), 0.5),
+            np.array([np.nan, 0.1, 0.1]),
+            DAYS[:3],
+            ["mix"],
+            uninvested_returns=np.array([[np.nan], [0.01], [np.nan]]),
+        )
+    assert error.value.field == "uninvested_returns"
