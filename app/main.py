@@ -39,11 +39,14 @@ from app import (
     routes_ops,
     routes_regimes,
     routes_reports,
+    routes_rule_sets,
     routes_stream,
+    routes_sweeps,
     routes_webhooks,
 )
 from app.dashboard import STATIC_DIR as DASHBOARD_STATIC
 from app.dashboard import router as dashboard_router
+from app.hot_path import TodayFastPath
 from app.limits import BodySizeLimit
 from app.metrics import MetricsMiddleware, ServiceMetrics
 from app.openapi import install_docs, install_openapi
@@ -85,6 +88,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     undo_signals = routes_stream.chain_exit_signals(shutting_down)
     delivery = routes_webhooks.start_delivery(state.engine, app.state.settings, shutting_down)
     start_scheduler(state, shutting_down)  # only with `serve --schedule`
+    routes_sweeps.start_runner(app, state.engine)  # queued sweeps, and those a stop interrupted
     # Every publication_check_s: the ledger's newest id, so a publication by another
     # process or replica drops this process's rendered answers (0: checked per request).
     watcher_stop = asyncio.Event()
@@ -102,6 +106,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if watcher is not None:
             await watcher
         await routes_webhooks.stop_delivery(delivery)
+        await run_in_threadpool(routes_sweeps.stop_runner, app)
         state.research.close()
         state.engine.dispose()
 
@@ -133,6 +138,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         body_timeout_s=settings.http_body_timeout_s,
     )
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    # Outermost (added last): a rendered /regime/today is sent before anything else runs.
+    app.add_middleware(TodayFastPath)
     # routes_stream first: /regime/stream must not be taken for /regime/{day}.
     for module in (
         routes_stream,
@@ -144,6 +151,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         routes_ops,
         routes_admin,
         routes_webhooks,
+        routes_sweeps,
+        routes_rule_sets,
     ):
         app.include_router(module.router)
     app.include_router(dashboard_router)

@@ -1,22 +1,26 @@
-"""Per-client rate limit: a token bucket per client, in memory.
+"""Per-client rate limit on POST /backtest: a token bucket per client, in the database.
 
 Each client (its X-API-Key when it sends one, else its address as the server
 sees it, forwarded headers included) holds a bucket of ``burst`` tokens refilled
 at ``per_minute``; a request takes one token, and with none left it is refused
-with the seconds until the next token (429 with ``Retry-After``). Buckets live in
-the serving process: with N workers a client gets at most N times the rate,
-which bounds the load without a shared store on the request path.
+with the seconds until the next token (429 with ``Retry-After``). The buckets
+are rows of the service's database (store.rate_limits), taken by one atomic
+statement, so the limit holds for a client whichever worker or replica answers
+it. It costs one small write per POST /backtest, off the event loop.
 """
 
 from __future__ import annotations
 
 import hashlib
-import math
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 
+from sqlalchemy import Engine
 from starlette.requests import Request
+
+from store.rate_limits import forget_full_buckets, take_token
+
+FORGET_EVERY_S = 60.0  # how often full buckets are deleted (they hold nothing)
 
 
 class RateLimited(Exception):
@@ -26,41 +30,42 @@ class RateLimited(Exception):
 
 
 class RateLimiter:
-    """Token buckets for at most ``max_clients`` clients (the least recent are dropped,
-    which only ever gives a dropped client a full bucket again)."""
+    """The buckets of one limit (``per_minute`` 0 turns it off)."""
 
     def __init__(
         self,
+        engine: Engine,
         per_minute: float,
         burst: int,
         *,
-        max_clients: int = 10_000,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        self.engine = engine
         self.per_minute = per_minute
         self.burst = burst
-        self.max_clients = max_clients
         self._clock = clock
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # tokens, at
+        self._forgotten_at = -float("inf")
 
     @property
     def enabled(self) -> bool:
         return self.per_minute > 0
 
     def take(self, client: str) -> None:
-        """Take one token for ``client``; RateLimited when there is none."""
+        """Take one token for ``client``; RateLimited when there is none. Blocking I/O:
+        call it from a worker thread."""
         if not self.enabled:
             return
         now = self._clock()
-        rate = self.per_minute / 60.0
-        tokens, at = self._buckets.pop(client, (float(self.burst), now))
-        tokens = min(float(self.burst), tokens + (now - at) * rate)
-        if tokens < 1.0:
-            self._buckets[client] = (tokens, now)
-            raise RateLimited(max(1, math.ceil((1.0 - tokens) / rate)), self.per_minute)
-        self._buckets[client] = (tokens - 1.0, now)
-        while len(self._buckets) > self.max_clients:
-            self._buckets.popitem(last=False)
+        per_second = self.per_minute / 60.0
+        with self.engine.begin() as connection:
+            wait_s = take_token(
+                connection, client=client, now=now, per_second=per_second, burst=self.burst
+            )
+            if now - self._forgotten_at >= FORGET_EVERY_S:
+                forget_full_buckets(connection, now=now, per_second=per_second, burst=self.burst)
+                self._forgotten_at = now
+        if wait_s is not None:
+            raise RateLimited(wait_s, self.per_minute)
 
 
 def client_key(request: Request) -> str:
@@ -68,4 +73,4 @@ def client_key(request: Request) -> str:
     api_key = request.headers.get("x-api-key")
     if api_key:
         return "key:" + hashlib.sha256(api_key.encode()).hexdigest()[:32]
-    return "addr:" + (request.client.host if request.client else "unknown")
+    return "addr:" + (request.client.host if request.client else "unknown")[:59]

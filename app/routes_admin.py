@@ -8,15 +8,14 @@ from fastapi import APIRouter, Path
 from fastapi.concurrency import run_in_threadpool
 
 from app.deps import AdminDep, ClockDep, StateDep
-from app.schemas import Problem
+from app.schemas import ADMIN_ERRORS, Problem
 from operations.activation import Activation, activate_model
 from operations.update import UpdateReport, run_update
 
 router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[AdminDep])
 
 ERRORS = {
-    401: {"model": Problem, "description": "No X-API-Key header."},
-    403: {"model": Problem, "description": "Wrong key, or no key configured."},
+    **ADMIN_ERRORS,
     409: {"model": Problem, "description": "A refresh or activation is already running."},
 }
 

@@ -12,6 +12,7 @@ import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Request, Response
+from fastapi.concurrency import run_in_threadpool
 
 from app.deps import EngineDep, PredictorDep, StateDep
 from app.problems import NotFoundError, problem
@@ -59,7 +60,7 @@ async def post_backtest(
     """Run the strategies on the stored history and store the run (unless ``store`` is
     false). The run's id is in the ``Location`` and ``X-Backtest-Id`` headers."""
     try:
-        state.backtest_limiter.take(client_key(request))
+        await run_in_threadpool(state.backtest_limiter.take, client_key(request))
     except RateLimited as limited:
         headers = {"Retry-After": str(limited.retry_after_s)}
         return problem(429, str(limited), headers=headers)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from enum import Enum, StrEnum
 from typing import Annotated, TypeVar
 
-from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi import APIRouter, FastAPI, Header, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy import Connection
@@ -34,9 +34,11 @@ from app.schemas import Format, ModelMappingName, Problem, RegimePage, RegimeRep
 from app.state import ServiceState
 from core.enums import Policy
 from core.errors import DataValidationError, NoDataError, NotFoundError
-from operations import answers
+from inference.in_sample import ModelHistory
+from operations import answers, rule_sets
 from operations.publish import variant_for
 from operations.revisions import is_revised
+from operations.rule_sets import RuleSetPage, RuleSetReport
 from operations.schedule import next_run_at
 from store.ledger import latest_publication, latest_publication_id, publication_as_known_at
 
@@ -109,21 +111,21 @@ def _render_today(
     return RenderedToday(body, etag, fresh_until)
 
 
-def _publication_in(etag: str | None) -> int:
+def publication_in(etag: str | None) -> int:
     """The publication id an ETag of ours names (-1 for anything else)."""
     head = (etag or "").strip('"').split("-", 1)[0]
     return int(head) if head.isdigit() else -1
 
 
-def _today_headers(rendered: RenderedToday, now: dt.datetime) -> dict[str, str]:
+def today_headers(rendered: RenderedToday, now: dt.datetime) -> dict[str, str]:
     max_age = int(rendered.fresh_until - now.timestamp())
     cache_control = f"public, max-age={max_age}" if max_age > 0 else "no-cache"
     return {"ETag": rendered.etag, "Cache-Control": cache_control}
 
 
-async def _clock(request: Request) -> Clock:
+async def today_clock(app: FastAPI) -> Clock:
     """What ``ClockDep`` would give, without FastAPI's dependency resolution."""
-    provider = request.app.dependency_overrides.get(get_clock, get_clock)
+    provider = app.dependency_overrides.get(get_clock, get_clock)
     clock = provider()
     return await clock if inspect.isawaitable(clock) else clock
 
@@ -155,6 +157,18 @@ TODAY_PARAMETERS = [
         ("policy", Policy, "rules | model | ensemble (default: DEEPREGIME_DEFAULT_POLICY)."),
         ("mapping", ModelMappingName, "Under policy 'model' (default: DEEPREGIME_MODEL_MAPPING)."),
     )
+] + [
+    {
+        "name": "rule_set",
+        "in": "query",
+        "required": False,
+        "description": "A registered rule set's name (GET /rule-sets): its latest publication.",
+        "schema": {"type": "string", "maxLength": 64},
+    }
+]
+RuleSetQuery = Annotated[
+    str | None,
+    Query(max_length=64, description="A registered rule set's name (GET /rule-sets)."),
 ]
 
 
@@ -173,11 +187,13 @@ async def regime_today(request: Request) -> Response:
     of microseconds a request; the answer comes from the cache.
     """
     state: ServiceState = request.app.state.service
+    if "rule_set" in request.query_params:
+        return await _rule_set_today(request, state)
     policy = _enum_query(request, "policy", Policy) or state.settings.default_policy
     mapping = _enum_query(request, "mapping", ModelMappingName) or ModelMappingName(
         state.settings.model_mapping
     )
-    now = (await _clock(request))()
+    now = (await today_clock(request.app))()
     expected = state.calendar.expected_last_session(now)
     if state.settings.publication_check_s <= 0:  # no ledger watcher: ask on every request
         state.note_ledger_id(await run_in_threadpool(newest_publication, state))
@@ -189,14 +205,41 @@ async def regime_today(request: Request) -> Response:
     rendered = await state.cache.get_or_render(key, render)
     seen = request.headers.get("if-none-match")
     if seen == rendered.etag:
-        return Response(status_code=304, headers=_today_headers(rendered, now))
-    if _publication_in(seen) > state.ledger_id:
+        return Response(status_code=304, headers=today_headers(rendered, now))
+    if publication_in(seen) > state.ledger_id:
         # The client was served a newer publication (by another worker or replica) than
         # this process knows of: ask the ledger now rather than answer an older one.
         state.note_ledger_id(await run_in_threadpool(newest_publication, state))
         rendered = await state.cache.get_or_render(key, render)
-    headers = _today_headers(rendered, now)
+    headers = today_headers(rendered, now)
     return Response(rendered.body, media_type="application/json", headers=headers)
+
+
+def _rule_set_document(state: ServiceState, name: str, expected: dt.date) -> dict:
+    with state.engine.connect() as connection:
+        publication = rule_sets.published_today(connection, rule_sets.get(connection, name))
+    document = publication.document()
+    document.update(
+        publication_id=publication.id,
+        published_at=publication.published_at.isoformat(),
+        stale=dt.date.fromisoformat(document["as_of"]) < expected,
+        expected_as_of=expected.isoformat(),
+    )
+    return document
+
+
+async def _rule_set_today(request: Request, state: ServiceState) -> Response:
+    """A registered rule set's latest publication (operations.rule_sets), as published."""
+    name = request.query_params["rule_set"]
+    if not name or len(name) > 64:
+        raise RequestValidationError(
+            [{"type": "string", "loc": ("query", "rule_set"), "msg": "1-64 characters"}]
+        )
+    now = (await today_clock(request.app))()
+    expected = state.calendar.expected_last_session(now)
+    document = await run_in_threadpool(_rule_set_document, state, name, expected)
+    body = json.dumps(document, separators=(",", ":"))
+    return Response(body, media_type="application/json", headers={"Cache-Control": "no-cache"})
 
 
 @router.get("/regime/{day}", response_model=RegimeReport, responses=ERRORS)
@@ -214,12 +257,21 @@ def regime_on(
             "(ISO 8601; without a zone, UTC) instead of the current answer."
         ),
     ] = None,
-) -> RegimeReport | Response:
+    rule_set: RuleSetQuery = None,
+) -> RegimeReport | RuleSetReport | Response:
     """The regime of one stored trading day (404 when the day is not in the history).
 
     With ``as_known_at``, the last publication for that day at or before that time,
-    exactly as published (404 when nothing had been published for it by then).
+    exactly as published (404 when nothing had been published for it by then). With
+    ``rule_set``, a registered rule set's answer (its definition and fingerprint in it).
     """
+    if rule_set is not None:
+        with engine.connect() as connection:
+            item = rule_sets.get(connection, rule_set)
+            if as_known_at is not None:
+                key = rule_sets.policy_key(item.name)
+                return _as_known_at(connection, day, key, as_known_at)
+            return rule_sets.rule_set_report(connection, item, day=day)
     policy = policy or state.settings.default_policy
     mapping = mapping or ModelMappingName(state.settings.model_mapping)
     with engine.connect() as connection:  # see app.deps: checked out on this thread
@@ -282,10 +334,19 @@ async def regimes(
     ] = None,
     policy: PolicyQuery = None,
     mapping: MappingQuery = None,
+    model_history: Annotated[
+        ModelHistory,
+        Query(
+            description="out_of_sample (default): model outputs from walk-forward refits "
+            "trained before each day up to the version's in-sample cut-off, its own after "
+            "it; in_sample: the version's own outputs on every day (fitted on most of them)."
+        ),
+    ] = ModelHistory.OUT_OF_SAMPLE,
     format: Annotated[
         Format | None, Query(description="json or csv (default: from the Accept header).")
     ] = None,
     accept: Annotated[str | None, Header(include_in_schema=False)] = None,
+    rule_set: RuleSetQuery = None,
 ) -> Response:
     """History in pages, oldest first or (``order=desc``) newest first; ``latest=N`` for
     the N most recent days; CSV with ``?format=csv`` or ``Accept: text/csv``. Pages are
@@ -296,6 +357,15 @@ async def regimes(
                 f"at most {settings.max_page_size} days per page, got {value}",
                 field=f"query.{name}",
             )
+    if rule_set is not None:
+        if format is Format.CSV:
+            raise DataValidationError(
+                "a rule set's history is served as JSON only", field="query.format"
+            )
+        page = await run_in_threadpool(
+            _rule_set_page, state, rule_set, start, end, cursor, latest or limit
+        )
+        return Response(page.model_dump_json(), media_type="application/json")
     job = HistoryJob(
         database=Database(settings.database_url, settings.db_timeout_s),
         rule_set=settings.rule_set,
@@ -309,6 +379,7 @@ async def regimes(
             "mapping": mapping or ModelMappingName(settings.model_mapping),
             "descending": order is HistoryOrder.DESC,
             "latest": latest,
+            "model_history": model_history,
         },
         csv=format is Format.CSV or (format is None and "text/csv" in (accept or "")),
     )
@@ -317,3 +388,18 @@ async def regimes(
     except ResearchBusy as busy:
         return problem(503, str(busy), headers={"Retry-After": str(busy.retry_after_s)})
     return outcome.response()
+
+
+def _rule_set_page(
+    state: ServiceState,
+    name: str,
+    start: dt.date | None,
+    end: dt.date | None,
+    cursor: dt.date | None,
+    limit: int,
+) -> RuleSetPage:
+    with state.engine.connect() as connection:
+        item = rule_sets.get(connection, name)
+        return rule_sets.rule_set_history(
+            connection, item, start=start, end=end, cursor=cursor, limit=limit
+        )

@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 
 from app.deps import AdminDep, ClockDep, EngineDep, SettingsDep
 from app.schemas import (
+    ADMIN_ERRORS,
     Problem,
     WebhookCreate,
     WebhookCreated,
@@ -32,10 +33,7 @@ log = logging.getLogger("deepregime.webhooks")
 
 router = APIRouter(prefix="/admin/webhooks", tags=["webhooks"], dependencies=[AdminDep])
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": Problem, "description": "No X-API-Key header."},
-    403: {"model": Problem, "description": "Wrong key, or no key configured."},
-}
+ERRORS: dict[int | str, dict[str, Any]] = ADMIN_ERRORS
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": Problem, "description": "No such (active) subscription."}
 }

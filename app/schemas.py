@@ -107,6 +107,13 @@ class Problem(BaseModel):
     )
 
 
+# The answers of every route behind AdminDep (app.deps) besides its own.
+ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem, "description": "No X-API-Key header."},
+    403: {"model": Problem, "description": "Wrong key, or no key configured."},
+}
+
+
 # --- webhooks (app.routes_webhooks) -------------------------------------------------
 
 

@@ -132,6 +132,26 @@ class Settings(BaseSettings):
     http_keepalive_s: float = Field(default=5.0, gt=0, le=600)
     http_max_connections: int = Field(default=1000, ge=1, le=100_000)
 
+    # --- research sweeps (operations.sweeps, research/) ---
+
+    # Dask scheduler address (e.g. tcp://scheduler:8786) the sweeps run on; unset: a
+    # local cluster of `dask_workers` processes started on first use.
+    dask_scheduler: str | None = None
+    dask_workers: int = Field(default=2, ge=1, le=256)
+    # False: the local cluster's workers are threads of this process (tests, debugging).
+    dask_processes: bool = True
+    # A grid expanding to more variants is refused (422 naming body.grid).
+    sweep_max_variants: int = Field(default=50_000, ge=1, le=10_000_000)
+    # Variants per Dask task.
+    sweep_chunk_variants: int = Field(default=500, ge=1, le=100_000)
+    # How often the service looks for queued sweeps and for running ones whose process
+    # stopped (no heartbeat for `sweep_stale_s`), which are queued again. 0: sweeps are
+    # run only by `deepregime sweep`.
+    sweep_poll_s: float = Field(default=5.0, ge=0, le=3600)
+    sweep_stale_s: float = Field(default=60.0, gt=0, le=86_400)
+    sweep_max_attempts: int = Field(default=3, ge=1, le=100)
+    max_sweep_page_size: int = Field(default=500, ge=1, le=100_000)
+
 
 @lru_cache
 def get_settings() -> Settings:

@@ -68,6 +68,14 @@ class ResponseCache(Generic[T]):
         entry = self._entries.get(key)
         return None if entry is None or entry.generation != self._generation else entry.value
 
+    def current(self, key: Hashable) -> T | None:
+        """The value while it is valid and not yet due for its refresh, else None (the
+        caller then goes through ``get_or_render``)."""
+        entry = self._entries.get(key)
+        if entry is None or entry.generation != self._generation or self.ttl_s <= 0:
+            return None
+        return entry.value if self._clock() < entry.refresh_at else None
+
     async def get_or_render(self, key: Hashable, render: Callable[[], Awaitable[T]]) -> T:
         if self.ttl_s <= 0:
             self.renders += 1
@@ -144,7 +152,7 @@ class ServiceState:
     def __post_init__(self) -> None:
         self.research = ResearchPool(self.settings, self.engine)
         self.backtest_limiter = RateLimiter(
-            self.settings.backtest_rate_per_minute, self.settings.backtest_rate_burst
+            self.engine, self.settings.backtest_rate_per_minute, self.settings.backtest_rate_burst
         )
 
     def note_ledger_id(self, newest: int) -> None:

@@ -16,6 +16,7 @@ from backtest.engine import MAX_COST_BPS, MAX_LAG_DAYS
 from backtest.rates import BIL, DFF
 from backtest.strategies import StrategyConfig
 from core.enums import FilterName
+from inference.in_sample import ModelHistory
 
 MAX_STRATEGIES = 50
 
@@ -61,6 +62,12 @@ class BacktestRequest(_Model):
         "0 would be look-ahead and is refused",
     )
     equity_sampling: EquitySampling = EquitySampling.WEEKLY
+    model_history: ModelHistory = Field(
+        default=ModelHistory.OUT_OF_SAMPLE,
+        description="model strategies' outputs: out_of_sample (walk-forward refits trained "
+        "before each day up to the version's in-sample cut-off, its own outputs after; days "
+        "with neither have no model input) or in_sample (the version's own, flagged)",
+    )
     store: bool = Field(
         default=True,
         description="keep the run (readable at GET /backtest/{id}); false: only answer it",

@@ -17,27 +17,31 @@ a day without a model output has no exposure (NaN).
 
 from __future__ import annotations
 
-import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 
-from backtest.metrics import TRADING_DAYS
 from backtest.strategies import (
+    AllocationConfig,
     BuyAndHoldConfig,
     EnsembleConfig,
     ModelConfig,
     ModelSignalSource,
     RulesConfig,
+    RuleSetConfig,
     SingleFilterConfig,
     StrategyConfig,
     VolTargetConfig,
 )
 from core.errors import NoDataError
-from core.features import realised_volatility
+from core.features import align_to_calendar
+from core.filters import Readings, filter_inputs
 from core.policies import distressed_from_probability, ensemble_regimes, model_exposure
 from core.rules import REGIME_ORDER, RegimeTable, RuleSet, compute_regimes
+from core.rulesets import RuleSetDefinition, evaluate
+from core.rulesets import vol_target_exposure as _vol_target
 
 MODEL_REGIME_LABELS: tuple[str, ...] = ("calm", "distressed")  # model regime 0 and 1
 RULE_REGIME_LABELS: tuple[str, ...] = tuple(regime.value for regime in REGIME_ORDER)
@@ -53,6 +57,10 @@ class StrategySignal:
     regime_labels: tuple[str, ...] = ()
     rule_set: RuleSet | None = None
     filters: pd.DataFrame | None = None  # core.rules.compute_regimes output
+    definition: RuleSetDefinition | None = None  # a ``rule_set`` strategy's definition
+    # Daily simple returns of what the uninvested part (1 - exposure, when below 1)
+    # holds, on the calendar; None: the cash rate. NaN on a day: the cash rate too.
+    uninvested_returns: pd.Series | None = None
 
     def regime_names(self) -> pd.Series | None:
         """Regime label per day (object, None when unknown)."""
@@ -69,13 +77,32 @@ class SignalInputs:
     features: pd.DataFrame
     asset_returns: pd.Series
     model_outputs: pd.DataFrame | None = None
+    closes: Mapping[str, pd.Series] | None = None  # other symbols' adjusted closes
     _regimes: dict[RuleSet, pd.DataFrame] = field(default_factory=dict, repr=False)
+    _readings: list[Readings] = field(default_factory=list, repr=False)
 
     def regimes(self, rule_set: RuleSet) -> pd.DataFrame:
         """core.rules.compute_regimes, computed once per distinct rule set."""
         if rule_set not in self._regimes:
             self._regimes[rule_set] = compute_regimes(self.features, rule_set)
         return self._regimes[rule_set]
+
+    def readings(self) -> Readings:
+        """Filter readings on the calendar (core.filters), shared by every rule set."""
+        if not self._readings:
+            self._readings.append(Readings(filter_inputs(self.features, self.closes)))
+        return self._readings[0]
+
+    def returns_of(self, symbol: str, strategy: str) -> pd.Series:
+        """Daily simple returns of ``symbol``'s close known at each close of the calendar."""
+        series = (self.closes or {}).get(symbol)
+        if series is None or series.dropna().empty:
+            raise NoDataError(
+                f"strategy {strategy!r} needs closes of {symbol!r} and none were supplied: "
+                "ingest it"
+            )
+        close = align_to_calendar(series.dropna().sort_index(), self.features.index)
+        return close / close.shift(1) - 1.0
 
     def model_regime(self, source: ModelSignalSource, strategy: str) -> pd.Series:
         """Model regime per day (1 distressed, 0 calm, NaN unknown) on the calendar."""
@@ -122,6 +149,10 @@ def build_signal(config: StrategyConfig, inputs: SignalInputs) -> StrategySignal
                 max_leverage=config.max_leverage,
             )
             return replace(base, exposure=exposure)
+        case RuleSetConfig():
+            return rule_set_signal(config.rule_set_definition(), inputs)
+        case AllocationConfig():
+            return _allocation_signal(config, inputs)
     raise TypeError(f"unknown strategy config {type(config).__name__}")
 
 
@@ -129,6 +160,36 @@ def _rules_signal(rule_set: RuleSet, inputs: SignalInputs) -> StrategySignal:
     table = inputs.regimes(rule_set)
     codes, no_input = _policy_filled_codes(table["regime_code"], table["votes"], rule_set.table)
     return _rule_based(rule_set, codes, no_input, table)
+
+
+def rule_set_signal(definition: RuleSetDefinition, inputs: SignalInputs) -> StrategySignal:
+    """A rule set as data, evaluated by core.rulesets.evaluate (what the service
+    stores and serves); days without any input take the unavailable policy's regime."""
+    evaluation = evaluate(definition, inputs.readings(), fill_no_input=True)
+    index = inputs.features.index
+    return StrategySignal(
+        exposure=pd.Series(evaluation.exposure, index=index),
+        no_input=pd.Series(evaluation.no_input, index=index),
+        regime_code=pd.Series(evaluation.regime_code, index=index),
+        regime_labels=RULE_REGIME_LABELS,
+        definition=definition,
+    )
+
+
+def _allocation_signal(config: AllocationConfig, inputs: SignalInputs) -> StrategySignal:
+    """Share of the traded asset by regime (1, caution_share, 0); the rest holds the
+    defensive asset."""
+    base = build_signal(config.base, inputs)
+    shares = np.array([1.0, config.caution_share, 0.0])
+    codes = base.regime_code.to_numpy(dtype=float)  # type: ignore[union-attr]
+    exposure = np.full(codes.shape, np.nan)
+    known = ~np.isnan(codes)
+    exposure[known] = shares[codes[known].astype(int)]
+    return replace(
+        base,
+        exposure=pd.Series(exposure, index=base.exposure.index),
+        uninvested_returns=inputs.returns_of(config.defensive, config.label),
+    )
 
 
 def _ensemble_signal(config: EnsembleConfig, inputs: SignalInputs) -> StrategySignal:
@@ -193,13 +254,11 @@ def vol_target_exposure(
     t+1 on). NaN until the lookback is full or where the base exposure is NaN.
     A zero realised volatility scales to the cap.
     """
-    realised = (
-        realised_volatility(asset_returns.reindex(base_exposure.index), lookback_days)
-        * math.sqrt(TRADING_DAYS)
-    ).to_numpy(dtype=float)
-    base = base_exposure.to_numpy(dtype=float)
-    scale = np.full(realised.shape, np.inf)
-    np.divide(target_volatility, realised, out=scale, where=realised > 0.0)
-    exposure = np.where(base == 0.0, 0.0, np.minimum(base * scale, max_leverage))
-    exposure[np.isnan(realised) | np.isnan(base)] = np.nan
+    exposure = _vol_target(
+        base_exposure.to_numpy(dtype=float),
+        asset_returns.reindex(base_exposure.index),
+        target_volatility=target_volatility,
+        lookback_days=lookback_days,
+        max_leverage=max_leverage,
+    )
     return pd.Series(exposure, index=base_exposure.index)

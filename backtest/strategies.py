@@ -20,6 +20,14 @@ Kinds:
   set's table (core.policies.ensemble_regimes).
 - ``vol_target``: wraps any strategy and scales its exposure by
   target / realised volatility (see backtest.signals.vol_target_exposure).
+- ``rule_set``: a rule set as data (core.rulesets.RuleSetDefinition), inline
+  (``definition``) or registered by name (``rule_set``; operations.rule_sets
+  resolves the name into its stored definition before the run). Evaluated by
+  the same code that computes its served regimes.
+- ``allocation``: the classic risk-off allocation: the traded asset in risk-on,
+  ``caution_share`` of it in caution, none in risk-off; the rest holds the
+  ``defensive`` asset (e.g. TLT or BIL), whose daily returns the signal carries
+  (StrategySignal.uninvested_returns).
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ from core.enums import FilterName, UnavailablePolicy
 from core.errors import ConfigError
 from core.policies import MAX_LEVERAGE, MODEL_FILTER, MODEL_LEVERAGED, ModelMapping
 from core.rules import RULE_SET_PRESETS, FilterRule, RuleSet, rule_set_preset
+from core.rulesets import RuleSetDefinition
 
 MODEL_MAPPINGS: dict[str, ModelMapping] = {"filter": MODEL_FILTER, "leveraged": MODEL_LEVERAGED}
 MAX_WINDOW_DAYS = 2520  # ten years of trading days, as core.rules.FilterRule accepts
@@ -216,13 +225,66 @@ class VolTargetConfig(_Strategy):
         return f"{self.base.label} @ {self.target_volatility:.0%} vol"
 
 
+class RuleSetConfig(_Strategy):
+    kind: Literal["rule_set"] = "rule_set"
+    rule_set: str | None = Field(
+        default=None, min_length=1, max_length=48, description="a registered rule set's name"
+    )
+    definition: dict[str, Any] | None = Field(
+        default=None, description="an inline rule set definition (GET /rule-sets/{name} shows one)"
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> RuleSetConfig:
+        if self.rule_set is None and self.definition is None:
+            raise ValueError("give 'rule_set' (a registered name) or an inline 'definition'")
+        if self.definition is not None:
+            try:
+                definition = RuleSetDefinition.from_dict(self.definition)
+            except ConfigError as error:
+                raise ValueError(str(error)) from None
+            # Both: a registered name resolved into its stored definition (kept for audit).
+            if self.rule_set is not None and definition.name != self.rule_set:
+                raise ValueError(f"definition is named {definition.name!r}, not {self.rule_set!r}")
+        return self
+
+    def rule_set_definition(self) -> RuleSetDefinition:
+        if self.definition is None:
+            raise ConfigError(
+                f"rule set {self.rule_set!r} was not resolved: registered rule sets are read "
+                "from the database (operations.rule_sets.resolve_strategies)"
+            )
+        return RuleSetDefinition.from_dict(self.definition)
+
+    def default_label(self) -> str:
+        return f"Rule set {self.rule_set or (self.definition or {}).get('name', '?')}"
+
+
+class AllocationConfig(_Strategy):
+    kind: Literal["allocation"] = "allocation"
+    base: Annotated[RulesConfig | RuleSetConfig, Field(discriminator="kind")] = Field(
+        default_factory=RulesConfig, description="what decides the regime"
+    )
+    defensive: str = Field(
+        default="TLT", min_length=1, max_length=32, description="held in risk-off (TLT, BIL...)"
+    )
+    caution_share: float = Field(
+        default=0.5, ge=0.0, le=1.0, description="share of the traded asset in caution"
+    )
+
+    def default_label(self) -> str:
+        return f"Risk-off allocation ({self.base.label} / {self.defensive})"
+
+
 StrategyConfig = Annotated[
     BuyAndHoldConfig
     | RulesConfig
     | SingleFilterConfig
     | ModelConfig
     | EnsembleConfig
-    | VolTargetConfig,
+    | VolTargetConfig
+    | RuleSetConfig
+    | AllocationConfig,
     Field(discriminator="kind"),
 ]
 VolTargetConfig.model_rebuild()
@@ -233,3 +295,17 @@ def uses_model(config: StrategyConfig) -> bool:
     if isinstance(config, VolTargetConfig):
         return uses_model(config.base)
     return isinstance(config, ModelConfig | EnsembleConfig)
+
+
+def symbols_needed(configs: list[StrategyConfig]) -> set[str]:
+    """Symbols whose closes the strategies read besides the feature table (rule sets'
+    inputs, defensive assets); registered rule sets must be resolved first."""
+    found: set[str] = set()
+    for config in configs:
+        if isinstance(config, VolTargetConfig):
+            found |= symbols_needed([config.base])
+        elif isinstance(config, AllocationConfig):
+            found |= symbols_needed([config.base]) | {config.defensive}
+        elif isinstance(config, RuleSetConfig) and config.definition is not None:
+            found |= set(config.rule_set_definition().symbols)
+    return found

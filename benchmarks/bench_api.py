@@ -1,12 +1,14 @@
 """Load benchmark of the REST service on loopback, every figure beside a bare endpoint.
 
     python benchmarks/bench_api.py [--database-url URL] [--seconds 10] [--connections 32]
-                                   [--backtests 30] [--json FILE] [--short]
+                                   [--backtests 30] [--rounds 3] [--json FILE] [--short]
 
 Starts one uvicorn worker for a bare FastAPI app whose only endpoint returns a
-constant JSON, then one for the service (on a copy of ./var/deepregime.db by
+constant JSON and one for the service (on a copy of ./var/deepregime.db by
 default), both with the service's HTTP limits (app.limits). wrk (one thread, N
-keep-alive connections) measures, in this run:
+keep-alive connections) measures, in this run, the bare endpoint and
+``/regime/today`` taking turns over ``--rounds`` rounds (medians reported, so a
+change of load on the machine touches both alike):
 
 - the bare endpoint: throughput and p99, the reference;
 - ``GET /regime/today``: throughput as a share of the bare one (floor 90%), p99 as
@@ -210,14 +212,15 @@ def load(port: int, path: str, seconds: float, n: int, headers: dict | None = No
     return run_client(hammer(port, path, seconds, n))
 
 
-def measure_bare(env: dict[str, str], seconds: float, n: int) -> dict:
-    port = free_port()
-    server = start_server("bench_api:bare_app", port, env)
-    try:
-        load(port, "/constant", min(2.0, seconds), n)  # warm-up
-        return load(port, "/constant", seconds, n)
-    finally:
-        stop_server(server)
+def median_figures(rounds: list[dict]) -> dict:
+    """Per figure, the median over rounds (the rounds alternate with the other server's,
+    so a load change on the machine touches both sides alike)."""
+    keys = ("throughput_rps", "p50_ms", "p99_ms")
+    merged = {key: statistics.median(r[key] for r in rounds) for key in keys}
+    merged["requests"] = sum(r["requests"] for r in rounds)
+    merged["errors"] = sum(r["errors"] for r in rounds)
+    merged["rounds"] = len(rounds)
+    return merged
 
 
 def post_backtests(port: int, stop: threading.Event, timings: list[float], body: dict) -> None:
@@ -229,8 +232,10 @@ def post_backtests(port: int, stop: threading.Event, timings: list[float], body:
             timings.append(1000 * (time.perf_counter() - started))
 
 
-def measure_service(env: dict[str, str], seconds: float, n: int, backtests: int) -> dict:
-    port = free_port()
+def measure(env: dict[str, str], seconds: float, n: int, backtests: int, rounds: int) -> dict:
+    """Both servers up at once; the bare endpoint and /regime/today take turns under load."""
+    bare_port, port = free_port(), free_port()
+    bare_server = start_server("bench_api:bare_app", bare_port, env)
     server = start_server("app.main:create_app", port, env)
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
@@ -242,8 +247,12 @@ def measure_service(env: dict[str, str], seconds: float, n: int, backtests: int)
                 started = time.perf_counter()
                 client.post("/backtest", json=SIX_STRATEGIES).raise_for_status()
                 timings.append(1000 * (time.perf_counter() - started))
-        load(port, "/regime/today", min(2.0, seconds), n)  # warm-up
-        today = load(port, "/regime/today", seconds, n)
+        load(bare_port, "/constant", min(2.0, seconds), n)  # warm-up
+        load(port, "/regime/today", min(2.0, seconds), n)
+        bare_rounds, today_rounds = [], []
+        for _ in range(rounds):
+            bare_rounds.append(load(bare_port, "/constant", seconds, n))
+            today_rounds.append(load(port, "/regime/today", seconds, n))
         not_modified = load(port, "/regime/today", seconds, n, {"If-None-Match": etag})
         stop, mixed_timings = threading.Event(), []
         posters = [
@@ -263,7 +272,8 @@ def measure_service(env: dict[str, str], seconds: float, n: int, backtests: int)
                 poster.join(timeout=120)
         period = first.json()["period"]
         return {
-            "regime_today": today,
+            "bare": median_figures(bare_rounds),
+            "regime_today": median_figures(today_rounds),
             "regime_today_304": not_modified,
             "regime_today_with_backtests": {**mixed, "backtests_done": len(mixed_timings)},
             "backtest": {
@@ -276,6 +286,7 @@ def measure_service(env: dict[str, str], seconds: float, n: int, backtests: int)
         }
     finally:
         stop_server(server)
+        stop_server(bare_server)
 
 
 def main() -> int:
@@ -285,9 +296,14 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--backtests", type=int, default=30)
     parser.add_argument("--json", type=Path, help="Write the figures here.")
-    parser.add_argument("--short", action="store_true", help="3 s per load test, 10 backtests.")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per side")
+    parser.add_argument(
+        "--short", action="store_true", help="3 s per load test, 1 round, 10 backtests."
+    )
     args = parser.parse_args()
-    seconds, backtests = (3.0, 10) if args.short else (args.seconds, args.backtests)
+    seconds, backtests, rounds = (
+        (3.0, 10, 1) if args.short else (args.seconds, args.backtests, args.rounds)
+    )
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-api-"))
     try:
@@ -302,9 +318,12 @@ def main() -> int:
         env = {"DEEPREGIME_DATABASE_URL": url, "DEEPREGIME_BACKTEST_RATE_PER_MINUTE": "0"}
         n = args.connections
         tool = "wrk -t1" if shutil.which("wrk") else "asyncio client (no wrk on PATH)"
-        print(f"loopback, 1 uvicorn worker each, {tool}, {n} connections, {seconds:g} s per case")
-        bare = measure_bare(env, seconds, n)
-        service = measure_service(env, seconds, n, backtests)
+        print(
+            f"loopback, 1 uvicorn worker each, {tool}, {n} connections, {seconds:g} s per case; "
+            f"bare and /regime/today alternate over {rounds} round(s), medians shown"
+        )
+        service = measure(env, seconds, n, backtests, rounds)
+        bare = service["bare"]
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

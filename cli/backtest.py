@@ -8,20 +8,18 @@ prints or plots the result.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import yaml
 
 from backtest.published import published_framework_request
 from backtest.report import format_published_comparison, format_result
 from backtest.runner import run_backtest
 from backtest.schemas import BacktestRequest
-from cli.common import handles_errors, print_json, transaction
+from cli.common import handles_errors, print_json, read_document, transaction
 from core.errors import DataValidationError
 from operations.backtests import load_backtest_inputs
 from store.model_registry import active_version
@@ -34,28 +32,7 @@ PRESETS: dict[str, Callable[[], BacktestRequest]] = {
 
 def read_request(path: Path) -> BacktestRequest:
     """A BacktestRequest from a .json, .yaml or .yml file."""
-    text = path.read_text(encoding="utf-8")
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".json":
-            payload = json.loads(text)
-        elif suffix in (".yaml", ".yml"):
-            payload = yaml.safe_load(text)
-        else:
-            raise DataValidationError(
-                f"unsupported file type {suffix or '(none)'!r}: use .json, .yaml or .yml",
-                source=str(path),
-            )
-    except json.JSONDecodeError as error:
-        raise DataValidationError(error.msg, source=str(path), line=error.lineno) from None
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        reason = getattr(error, "problem", None) or str(error)
-        raise DataValidationError(reason, source=str(path), line=line) from None
-    if not isinstance(payload, dict):
-        raise DataValidationError("expected a mapping with a 'strategies' list", source=str(path))
-    return BacktestRequest.model_validate(payload)
+    return BacktestRequest.model_validate(read_document(path, "a 'strategies' list"))
 
 
 @handles_errors

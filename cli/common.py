@@ -7,15 +7,17 @@ import json
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, NoReturn, ParamSpec, TypeVar
 
 import typer
+import yaml
 from pydantic import ValidationError
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.settings import Settings, get_settings
-from core.errors import DeepRegimeError
+from core.errors import DataValidationError, DeepRegimeError
 from store.db import make_engine
 from store.migrations import schema_is_current
 
@@ -85,3 +87,30 @@ def transaction(check_schema: bool = True) -> Iterator[Connection]:
 
 def print_json(payload: Any) -> None:
     typer.echo(json.dumps(payload, indent=2, default=str))
+
+
+def read_document(path: Path, expected: str) -> dict[str, Any]:
+    """The mapping in a .json, .yaml or .yml file; a DataValidationError naming file
+    and line otherwise (``expected`` says what the mapping should hold)."""
+    text = path.read_text(encoding="utf-8")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".json":
+            payload = json.loads(text)
+        elif suffix in (".yaml", ".yml"):
+            payload = yaml.safe_load(text)
+        else:
+            raise DataValidationError(
+                f"unsupported file type {suffix or '(none)'!r}: use .json, .yaml or .yml",
+                source=str(path),
+            )
+    except json.JSONDecodeError as error:
+        raise DataValidationError(error.msg, source=str(path), line=error.lineno) from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        reason = getattr(error, "problem", None) or str(error)
+        raise DataValidationError(reason, source=str(path), line=line) from None
+    if not isinstance(payload, dict):
+        raise DataValidationError(f"expected a mapping with {expected}", source=str(path))
+    return payload

@@ -6,7 +6,7 @@ import logging
 
 import typer
 
-from cli import backtest, cycle, data, models, serve
+from cli import backtest, cycle, data, models, rule_sets, serve, sweep
 
 app = typer.Typer(
     name="deepregime",
@@ -20,6 +20,8 @@ data.register(app)
 backtest.register(app)
 serve.register(app)
 models.register(app)
+sweep.register(app)
+rule_sets.register(app)
 
 
 @app.callback()

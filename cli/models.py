@@ -18,7 +18,7 @@ import pandas as pd
 import typer
 
 from cli.common import engine, handles_errors, print_json, settings, transaction
-from core.errors import NoDataError
+from core.errors import ConfigError, NoDataError
 from inference.predictor import RegimePredictor
 from inference.registry import list_versions, read_card
 from inference.versions import validate_version
@@ -163,7 +163,11 @@ def activate_and_score(models_dir: Path, version: str) -> dict[str, Any]:
             outputs = model_registry.load_outputs(connection, version=version)
     finally:
         db.dispose()
-    return {**_outputs_summary(version, outputs), "publications": activation.publications}
+    return {
+        **_outputs_summary(version, outputs),
+        "walk_forward_days": activation.walk_forward_days,
+        "publications": activation.publications,
+    }
 
 
 @handles_errors
@@ -299,17 +303,34 @@ def evaluate(
         list[int] | None,
         typer.Option(help="HMM state counts tuned likewise (repeat the option; default 2)."),
     ] = None,
+    for_version: Annotated[
+        str | None,
+        typer.Option(
+            "--for-version",
+            help="Evaluate with this version's labels, target and horizon, and write its "
+            "walk_forward.csv (out-of-sample outputs up to its in-sample cut-off).",
+        ),
+    ] = None,
+    models_dir: ModelsDirOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Walk-forward evaluation against baselines, with backtests and the reproduction.
 
     Refits yearly (expanding window), reports per-year and pooled metrics, the
     out-of-sample strategies and the published table beside what survives."""
+    from inference import walk_forward as shipped  # the file format
     from training.baselines import BaselineConfig
     from training.evaluation import evaluate as run_evaluation  # torch: training extras only
     from training.evaluation import report_json, report_markdown, report_text, write_plots
-    from training.walkforward import WalkForwardConfig
+    from training.walkforward import WalkForwardConfig, shipped_history
 
+    card = None
+    if for_version is not None:
+        card = read_card(_models_dir(models_dir), validate_version(for_version))
+        labels = str(card.config.get("LabelConfig", {}).get("preset", card.labels.preset))
+        target, horizon = Target(card.target), card.horizon
+        if card.window != WindowConfig.window:
+            raise ConfigError(f"model {card.version} reads {card.window}-day windows, not 60")
     setup = TrainingSetup(
         labels=label_preset(labels),
         windows=WindowConfig(horizon=horizon, target=target),
@@ -339,6 +360,10 @@ def evaluate(
     if save is not None:
         save.parent.mkdir(parents=True, exist_ok=True)
         save.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
+    if card is not None and report.walk_forward is not None:
+        outputs, summary = shipped_history(report.walk_forward, pd.Timestamp(card.sample_cutoff))
+        card = shipped.attach(_models_dir(models_dir), card.version, outputs, summary)
+        written.append(_models_dir(models_dir) / card.version / shipped.WALK_FORWARD_FILE)
     if as_json:
         print_json(payload)
         return
@@ -431,6 +456,21 @@ def show_model(
             f"  {split:10s} n={int(values.get('n') or 0)} accuracy="
             f"{_number(values.get('accuracy'))} roc_auc={_number(values.get('roc_auc'))}"
         )
+    typer.echo(
+        f"  target    {card.get('target', 'label')} (horizon {card['horizon']}), in sample "
+        f"until {card.get('in_sample_until') or period['end']}"
+    )
+    calibration = card.get("calibration") or {}
+    typer.echo(f"  calibrated {calibration.get('method', 'none')}")
+    history = card.get("walk_forward")
+    if history:
+        typer.echo(
+            f"  walk-forward {history['first']} .. {history['last']} ({history['days']} days, "
+            f"{len(history.get('folds', []))} refits): Brier {_number(history.get('brier'))}, "
+            f"skill vs climatology {_number(history.get('brier_skill_climatology'))}, "
+            f"vs persistence {_number(history.get('brier_skill_persistence'))}, "
+            f"ECE {_number(history.get('ece'))}, ROC AUC {_number(history.get('roc_auc'))}"
+        )
     typer.echo(f"  onnx      sha256 {card['onnx_sha256']}")
 
 
@@ -449,7 +489,8 @@ def activate_model(
         return
     typer.echo(
         f"activated {version}: {result['days_scored']} daily outputs stored "
-        f"({result['first']} .. {result['last']})"
+        f"({result['first']} .. {result['last']}), {result['walk_forward_days']} walk-forward "
+        "out-of-sample outputs loaded"
     )
 
 

@@ -45,3 +45,8 @@ class NotFoundError(DeepRegimeError):
 
 class ModelUnavailableError(DeepRegimeError):
     """The requested policy needs the classifier, which is not serving."""
+
+
+class ConflictError(DeepRegimeError):
+    """The name is taken by something else (e.g. a registered rule set with another
+    definition): answered 409."""

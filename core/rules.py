@@ -22,13 +22,16 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from core.enums import FilterName, FilterState, Regime, UnavailablePolicy
 from core.errors import ConfigError
-from core.features import rolling_zscore, sma
+
+if TYPE_CHECKING:
+    from core.rulesets import RuleSetDefinition
 
 # Severity order: the integer code of a regime is its position here.
 REGIME_ORDER: tuple[Regime, ...] = (Regime.RISK_ON, Regime.CAUTION, Regime.RISK_OFF)
@@ -43,17 +46,33 @@ class FilterDefinition:
     value: Callable[[pd.DataFrame, int | None], pd.Series]
 
 
-def _trend_value(features: pd.DataFrame, window: int | None) -> pd.Series:
-    close = features["spy_close"]
-    return close / sma(close, window or 200)
+# The published filters as kinds of core.filters (one definition of each reading).
+LEGACY_FILTERS: Mapping[FilterName, tuple[str, tuple[str, ...], str | None, int | None]] = (
+    MappingProxyType(
+        {
+            FilterName.TREND: ("sma_ratio", ("SPY",), "window", 200),
+            FilterName.VOLATILITY: ("level", ("^VIX", "^VIX3M"), None, None),
+            FilterName.CREDIT: ("zscore", ("HYG", "IEF"), "window", 252),
+        }
+    )
+)
 
 
-def _volatility_value(features: pd.DataFrame, window: int | None) -> pd.Series:
-    return features["vix_vix3m"]
+def _legacy_value(name: FilterName) -> Callable[[pd.DataFrame, int | None], pd.Series]:
+    from core.filters import FILTER_KINDS, filter_inputs
+
+    kind, inputs, parameter, default = LEGACY_FILTERS[name]
+
+    def value(features: pd.DataFrame, window: int | None) -> pd.Series:
+        params = {} if parameter is None else {parameter: window or default}
+        return FILTER_KINDS[kind].reading(filter_inputs(features), inputs, params)
+
+    return value
 
 
-def _credit_value(features: pd.DataFrame, window: int | None) -> pd.Series:
-    return rolling_zscore(features["hyg_ief"], window or 252)
+_trend_value = _legacy_value(FilterName.TREND)
+_volatility_value = _legacy_value(FilterName.VOLATILITY)
+_credit_value = _legacy_value(FilterName.CREDIT)
 
 
 FILTER_DEFINITIONS: Mapping[FilterName, FilterDefinition] = MappingProxyType(
@@ -89,9 +108,9 @@ class RegimeTable:
     risk_off_exposure: float = 0.0
 
     def validate(self) -> None:
-        if not 1 <= self.caution_votes <= self.risk_off_votes:
+        if not 0 < self.caution_votes <= self.risk_off_votes:
             raise ConfigError(
-                "regime table needs 1 <= caution_votes <= risk_off_votes, got "
+                "regime table needs 0 < caution_votes <= risk_off_votes, got "
                 f"{self.caution_votes} and {self.risk_off_votes}"
             )
 
@@ -171,6 +190,32 @@ class RuleSet:
     def describe(self, name: FilterName) -> str:
         return FILTER_DEFINITIONS[name].detail.format(window=self.rules()[name].window)
 
+    def definition(self) -> RuleSetDefinition:
+        """The same rule set as data (core.rulesets): what compute_regimes evaluates."""
+        from core.filters import FilterSpec
+        from core.rulesets import RuleSetDefinition
+
+        filters = []
+        for name, rule in self.enabled().items():
+            kind, inputs, parameter, default = LEGACY_FILTERS[name]
+            filters.append(
+                FilterSpec.of(
+                    name.value,
+                    kind,
+                    inputs,
+                    threshold=rule.threshold,
+                    fires="below" if FILTER_DEFINITIONS[name].fires_below else "above",
+                    params={} if parameter is None else {parameter: rule.window or default},
+                )
+            )
+        return RuleSetDefinition(
+            name=self.name,
+            filters=tuple(filters),
+            table=self.table,
+            unavailable=self.unavailable,
+            hysteresis=self.hysteresis,
+        )
+
     def only(self, name: FilterName) -> RuleSet:
         """This filter alone: 100% when clear, 0% when firing (published single-filter strategy)."""
         off = {n: replace(r, enabled=(n == name)) for n, r in self.rules().items()}
@@ -240,42 +285,26 @@ def apply_hysteresis(codes: pd.Series, hysteresis: Hysteresis) -> pd.Series:
     return codes
 
 
-def compute_regimes(features: pd.DataFrame, rule_set: RuleSet) -> pd.DataFrame:
+def compute_regimes(
+    features: pd.DataFrame,
+    rule_set: RuleSet | RuleSetDefinition,
+    closes: Mapping[str, pd.Series] | None = None,
+) -> pd.DataFrame:
     """Daily filter values and states, votes, regime and exposure.
 
-    ``features`` is the feature table (needs ``spy_close``, ``vix_vix3m``,
-    ``hyg_ief``), indexed by date. Returns, per day: ``<filter>_value`` and
-    ``<filter>_state`` for each enabled filter, ``available`` (filters with
-    input), ``votes``, ``regime`` (Regime value or None), ``regime_code``
-    (0/1/2 or NaN) and ``exposure`` (NaN where no filter is available).
-    Row t reads only rows <= t.
+    ``features`` is the feature table (the published filters read ``spy_close``,
+    ``vix_vix3m``, ``hyg_ief``), indexed by date; ``closes``: other symbols a
+    rule set reads (core.filters.filter_inputs). Returns, per day:
+    ``<filter>_value`` and ``<filter>_state`` for each enabled filter,
+    ``available`` (filters with input), ``votes``, ``regime`` (Regime value or
+    None), ``regime_code`` (0/1/2 or NaN) and ``exposure`` (NaN where no filter
+    is available). Row t reads only rows <= t.
     """
-    rule_set.validate()
-    out = pd.DataFrame(index=features.index)
-    available = np.zeros(len(features), dtype=int)
-    votes = np.zeros(len(features), dtype=int)
-    for name, rule in rule_set.enabled().items():
-        definition = FILTER_DEFINITIONS[name]
-        value = definition.value(features, rule.window).astype(float)
-        states = filter_states(value, rule, definition.fires_below)
-        out[f"{name}_value"] = value
-        out[f"{name}_state"] = states
-        is_unavailable = (states == FilterState.UNAVAILABLE.value).to_numpy()
-        available += ~is_unavailable
-        votes += (states == FilterState.FIRING.value).to_numpy()
-        if rule_set.unavailable is UnavailablePolicy.FIRING:
-            votes += is_unavailable
-    has_regime = available > 0
-    raw_codes = pd.Series(
-        np.where(has_regime, rule_set.table.regime_codes(votes), np.nan), index=features.index
-    )
-    codes = apply_hysteresis(raw_codes, rule_set.hysteresis)
-    out["available"] = available
-    out["votes"] = votes
-    out["regime_code"] = codes
-    out["regime"] = regime_names(codes)
-    out["exposure"] = rule_set.table.exposure_of_codes(codes.to_numpy(dtype=float))
-    return out
+    from core.filters import Readings, filter_inputs
+    from core.rulesets import evaluate
+
+    definition = rule_set.validate().definition() if isinstance(rule_set, RuleSet) else rule_set
+    return evaluate(definition, Readings(filter_inputs(features, closes))).frame()
 
 
 def regime_names(codes: pd.Series) -> pd.Series:

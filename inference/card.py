@@ -40,7 +40,7 @@ class Normalisation(_Frozen):
 
 
 class LabelSummary(_Frozen):
-    """How the KMeans training labels were made (see training.labels)."""
+    """How the training labels were made (see training.labels)."""
 
     preset: str
     n_clusters: int
@@ -50,6 +50,8 @@ class LabelSummary(_Frozen):
     leaks_future: bool  # True: fitted on the whole history, including the test period
     distressed_clusters: list[int]  # clusters (ordered by volatility centroid) called distressed
     centroids: list[list[float]]  # in the fitted feature space, calmest first
+    method: str = "kmeans"  # or "jump": a statistical jump model (jumpmodels)
+    jump_penalty: float | None = None  # the jump model's state-change cost
 
 
 class CalibrationMethod(StrEnum):
@@ -106,6 +108,9 @@ class ModelCard(_Frozen):
     calibration: Calibration | None = None
     # Scores on days after the in-sample cut-off (the held-out test split), if any.
     out_of_sample: dict[str, Any] | None = None
+    # The walk-forward out-of-sample history shipped beside the model (walk_forward.csv):
+    # file sha256, days, folds, and its Brier, skills and ECE (inference.walk_forward).
+    walk_forward: dict[str, Any] | None = None
 
     @property
     def sample_cutoff(self) -> dt.date:

@@ -3,8 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+from enum import StrEnum
 
 import pandas as pd
+
+
+class ModelHistory(StrEnum):
+    """Which outputs a model history (``/regimes``, ``POST /backtest``) reads for the days
+    a version was fitted on."""
+
+    # The version's walk-forward refits (trained before each day) up to its in-sample
+    # cut-off, its own outputs after it; days without either have no model output.
+    # A version that ships no walk-forward history serves its own, flagged, outputs.
+    OUT_OF_SAMPLE = "out_of_sample"
+    IN_SAMPLE = "in_sample"  # the version's own outputs on every day, flagged in_sample
 
 
 def in_sample_note(

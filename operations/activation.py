@@ -16,6 +16,7 @@ from core.enums import Policy
 from core.errors import ConfigError, NotFoundError
 from core.features import FEATURE_INPUT_SYMBOLS
 from core.rules import rule_set_preset
+from inference import walk_forward
 from inference.registry import list_versions
 from inference.versions import validate_version
 from operations.answers import stored_span
@@ -30,6 +31,9 @@ class Activation(BaseModel):
     version: str
     active: bool = True
     outputs_written: int = Field(description="Daily model outputs computed on activation.")
+    walk_forward_days: int = Field(
+        default=0, description="Walk-forward out-of-sample outputs loaded from the version."
+    )
     publications: int = Field(default=0, description="Answers published by the activation.")
 
 
@@ -54,11 +58,13 @@ def activate_model(
     slot = load_slot(models_dir, version)
     if slot.predictor is None:
         raise ConfigError(str(slot.reason))
+    # Checked against the card's sha256 before anything is recorded.
+    history = walk_forward.read(models_dir, slot.predictor.card)
     rule_set = rule_set_preset(rule_set_name).validate()
     with held_lock(engine, REFRESH_LOCK, wait_s=lock_wait_s):
         with engine.begin() as connection:
             hold_for_transaction(connection, PUBLISH_LOCK)
-            outputs = activate_predictor(connection, predictor=slot.predictor)
+            outputs = activate_predictor(connection, predictor=slot.predictor, walk_forward=history)
             published = 0
             if stored_span(connection, rule_set) is not None:
                 closes = load_closes(connection, symbols=FEATURE_INPUT_SYMBOLS)
@@ -72,4 +78,9 @@ def activate_model(
                     model_mapping=model_mapping,
                 )
                 published = len(appended)
-    return slot, Activation(version=version, outputs_written=len(outputs), publications=published)
+    return slot, Activation(
+        version=version,
+        outputs_written=len(outputs),
+        walk_forward_days=0 if history is None else len(history),
+        publications=published,
+    )

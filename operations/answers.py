@@ -32,8 +32,10 @@ from core.enums import FilterName, FilterState, Policy, Regime
 from core.errors import ConfigError, ModelUnavailableError, NoDataError, NotFoundError
 from core.policies import ensemble_regimes, model_exposure
 from core.rules import RuleSet
+from inference.card import ModelCard
+from inference.in_sample import ModelHistory
 from operations.models import ModelSlot
-from store.repository import load_model_outputs, load_regimes
+from store.repository import load_model_outputs, load_regimes, load_served_model_outputs
 from store.tables import regimes
 
 
@@ -80,7 +82,11 @@ class ModelPart(BaseModel):
         default=None, description="True when the day's data shaped the model (not a forecast)."
     )
     out_of_sample: dict[str, Any] | None = Field(
-        default=None, description="The version's held-out summary from its model card."
+        default=None,
+        description="The version's out-of-sample summary: when it ships a walk-forward "
+        "history, that history's Brier score, Brier skill (climatology, persistence), ECE and "
+        "ROC AUC, its days, the version's in-sample cut-off and calibration method; else its "
+        "held-out test split's scores.",
     )
     reason: str | None = Field(default=None, description="Why the model part is unavailable.")
 
@@ -232,7 +238,7 @@ class RegimePage(BaseModel):
     items: list[RegimeRow]
 
 
-def _number(value: Any) -> float | None:
+def json_number(value: Any) -> float | None:
     """Python float, or None for NULL/NaN (JSON has no NaN)."""
     if value is None:
         return None
@@ -240,7 +246,7 @@ def _number(value: Any) -> float | None:
     return None if math.isnan(value) else value
 
 
-def _text(value: Any) -> str | None:
+def json_text(value: Any) -> str | None:
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
 
 
@@ -300,12 +306,33 @@ def _no_outputs() -> pd.DataFrame:
 
 
 def _model_outputs(
-    connection: Connection, model: ModelSlot, start: dt.date, end: dt.date
+    connection: Connection,
+    model: ModelSlot,
+    start: dt.date,
+    end: dt.date,
+    history: ModelHistory | None = None,
 ) -> pd.DataFrame:
-    """Stored outputs of the serving model over [start, end]; empty when none serves."""
+    """Stored outputs of the serving model over [start, end]; empty when none serves.
+    ``history`` None: the version's own outputs (one day's answer); else the model
+    history it names (store.repository.load_served_model_outputs)."""
     if not model.loaded or model.version is None:
         return _no_outputs()
-    return load_model_outputs(connection, model_version=model.version, start=start, end=end)
+    if history is None:
+        return load_model_outputs(connection, model_version=model.version, start=start, end=end)
+    return load_served_model_outputs(
+        connection, model_version=model.version, start=start, end=end, history=history
+    )
+
+
+def _out_of_sample_summary(card: ModelCard) -> dict[str, Any] | None:
+    """The walk-forward summary without its per-fold list, else the test split's."""
+    if card.walk_forward is None:
+        return card.out_of_sample
+    return {k: v for k, v in card.walk_forward.items() if k != "folds"} | {
+        "source": "walk-forward",
+        "in_sample_until": card.sample_cutoff.isoformat(),
+        "calibration": card.calibration.method.value if card.calibration else "none",
+    }
 
 
 def require_model(policy: Policy, model: ModelSlot) -> None:
@@ -323,7 +350,7 @@ def _rules_part(row: pd.Series, rule_set: RuleSet) -> RulesPart:
     filters = {
         name: FilterReading(
             state=row[f"{name}_state"],
-            value=_number(row[f"{name}_value"]),
+            value=json_number(row[f"{name}_value"]),
             threshold=rule.threshold,
             detail=rule_set.describe(name),
         )
@@ -334,8 +361,8 @@ def _rules_part(row: pd.Series, rule_set: RuleSet) -> RulesPart:
         votes=int(row["votes"]),
         available=int(row["available"]),
         enabled=len(filters),
-        regime=_text(row["regime"]),
-        exposure=_number(row["exposure"]),
+        regime=json_text(row["regime"]),
+        exposure=json_number(row["exposure"]),
         filters=filters,
     )
 
@@ -356,11 +383,11 @@ def _model_part(outputs: pd.DataFrame, model: ModelSlot, day: pd.Timestamp) -> M
         available=True,
         version=model.version,
         regime=int(outputs.at[day, "regime"]),
-        p_distressed=_number(outputs.at[day, "p_distressed"]),
+        p_distressed=json_number(outputs.at[day, "p_distressed"]),
         target=card.target if card else None,
         horizon=card.horizon if card else None,
         in_sample=bool(card.in_sample(pd.DatetimeIndex([day]))[0]) if card else None,
-        out_of_sample=_finite(card.out_of_sample) if card else None,
+        out_of_sample=_finite(_out_of_sample_summary(card)) if card else None,
     )
 
 
@@ -412,8 +439,8 @@ def regime_report(
     ).iloc[0]
     return RegimeReport(
         as_of=as_of.date(),
-        regime=_text(chosen["regime"]),
-        exposure=_number(chosen["exposure"]),
+        regime=json_text(chosen["regime"]),
+        exposure=json_number(chosen["exposure"]),
         policy=policy,
         mapping=mapping if policy is Policy.MODEL else None,
         rules=_rules_part(rows.iloc[0], rule_set),
@@ -437,6 +464,7 @@ def regime_history(
     model: ModelSlot,
     descending: bool = False,
     latest: int | None = None,
+    model_history: ModelHistory = ModelHistory.OUT_OF_SAMPLE,
 ) -> RegimePage:
     """Days in [max(start, cursor), end], oldest first, at most ``limit`` of them.
 
@@ -473,7 +501,9 @@ def regime_history(
     if descending or latest is not None:
         rows = rows.sort_index()  # computed oldest first; put in the order asked below
     outputs = (
-        _model_outputs(connection, model, rows.index[0].date(), rows.index[-1].date())
+        _model_outputs(
+            connection, model, rows.index[0].date(), rows.index[-1].date(), model_history
+        )
         if len(rows)
         else _no_outputs()
     )
@@ -482,7 +512,7 @@ def regime_history(
     p_distressed = outputs["p_distressed"].reindex(rows.index)
     # Whole columns to Python lists first: per-cell pandas lookups cost ~100x more.
     columns = {
-        name: rows[name].tolist()
+        name: rows[name].tolist() if name in rows else [None] * len(rows)
         for name in (
             "votes",
             "available",
@@ -497,18 +527,18 @@ def regime_history(
     items = [
         RegimeRow(
             date=day,
-            regime=_text(regime),
-            exposure=_number(exposure),
+            regime=json_text(regime),
+            exposure=json_number(exposure),
             votes=int(votes),
             available=int(available),
-            trend_state=_text(trend_state),
-            trend_value=_number(trend_value),
-            volatility_state=_text(volatility_state),
-            volatility_value=_number(volatility_value),
-            credit_state=_text(credit_state),
-            credit_value=_number(credit_value),
+            trend_state=json_text(trend_state),
+            trend_value=json_number(trend_value),
+            volatility_state=json_text(volatility_state),
+            volatility_value=json_number(volatility_value),
+            credit_state=json_text(credit_state),
+            credit_value=json_number(credit_value),
             model_regime=None if math.isnan(model) else int(model),
-            p_distressed=_number(probability),
+            p_distressed=json_number(probability),
         )
         for (
             day,

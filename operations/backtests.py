@@ -15,13 +15,15 @@ from sqlalchemy.exc import IntegrityError
 from backtest.rates import daily_cash_rate
 from backtest.runner import BacktestInputs, run_backtest
 from backtest.schemas import BacktestRequest
-from backtest.strategies import uses_model
+from backtest.strategies import symbols_needed, uses_model
 from core.errors import DataValidationError, ModelUnavailableError, NoDataError
 from core.features import SPY
 from inference.in_sample import in_sample_note
 from operations.models import ModelSlot
+from operations.rule_sets import resolve_request
 from store.backtest_runs import StoredRun, prune_runs, run_by_idempotency_key, save_run
-from store.repository import load_closes, load_features, load_model_outputs
+from store.db import SerialisedJSON
+from store.repository import load_closes, load_features, load_served_model_outputs
 
 
 def load_backtest_inputs(
@@ -38,6 +40,10 @@ def load_backtest_inputs(
     # A few days before the first feature day, so the first day's cash rate is known.
     since = features.index[0].date() - dt.timedelta(days=10)
     closes = load_closes(connection, symbols=[SPY, rate_symbol], start=since)
+    # Other symbols the strategies read (rule sets' inputs, defensive assets); one
+    # that is not stored leaves its filter unavailable, as on the served side.
+    others = sorted(symbols_needed(request.strategies) - {SPY})
+    other_closes = load_closes(connection, symbols=others, start=since) if others else {}
     if SPY not in closes:
         raise NoDataError(f"no {SPY} prices stored: run `deepregime update`")
     cash_rate = None
@@ -52,11 +58,15 @@ def load_backtest_inputs(
                 "a strategy reads the classifier, but no model is active "
                 "(activate one, or name a model version)"
             )
-        outputs = load_model_outputs(connection, model_version=model_version, with_in_sample=True)
+        outputs = load_served_model_outputs(
+            connection, model_version=model_version, history=request.model_history
+        )
         if outputs.empty:
             raise NoDataError(f"no daily outputs stored for model version {model_version!r}")
         _check_outputs_cover(outputs, features.index, model_version, request)
+    extra = {"closes": other_closes} if "closes" in BacktestInputs.__dataclass_fields__ else {}
     return BacktestInputs(
+        **extra,
         features=features,
         asset_close=closes[SPY],
         cash_rate=cash_rate,
@@ -175,8 +185,16 @@ def run_and_store_backtest(
             earlier = run_by_idempotency_key(connection, key=idempotency_key)
         if earlier is not None:
             return _replay(earlier, fingerprint, idempotency_key)
+    with engine.connect() as connection:  # registered rule sets: their stored definitions
+        request = resolve_request(connection, request)
     needs_model = any(uses_model(strategy) for strategy in request.strategies)
-    key = ("backtest-inputs", request.rate_source, model.version if needs_model else None)
+    key = (
+        "backtest-inputs",
+        tuple(sorted(symbols_needed(request.strategies))),
+        request.rate_source,
+        model.version if needs_model else None,
+        request.model_history if needs_model else None,
+    )
     inputs = cache.get(key) if cache is not None else None  # type: ignore[attr-defined]
     if not isinstance(inputs, BacktestInputs):
         with engine.connect() as connection:
@@ -184,7 +202,7 @@ def run_and_store_backtest(
         if cache is not None:
             cache.put(key, inputs)  # type: ignore[attr-defined]
     check_period(request, inputs.features.index)
-    result = run_backtest(request, inputs).result.model_dump(mode="json")
+    result = run_backtest(request, inputs).result
     if inputs.model_outputs is not None and "in_sample" in inputs.model_outputs:
         note = in_sample_note(
             inputs.model_outputs["in_sample"],
@@ -192,8 +210,11 @@ def run_and_store_backtest(
             start=request.start,
             end=request.end,
         )
-        result["notes"] = [*result["notes"], *([note] if note else [])]
-    body = json.dumps(result, separators=(",", ":")).encode()
+        if note:
+            result = result.model_copy(update={"notes": [*result.notes, note]})
+    # Serialised once (pydantic's serialiser): the answer's bytes are also what is stored.
+    text = result.model_dump_json()
+    body = text.encode()
     if not request.store:
         return BacktestAnswer(body, None)
     document = request.model_dump(mode="json")
@@ -203,7 +224,7 @@ def run_and_store_backtest(
             run = save_run(
                 connection,
                 request=document,
-                result=result,
+                result=SerialisedJSON(text),
                 duration_ms=duration_ms,
                 idempotency_key=idempotency_key,
                 request_sha256=fingerprint,

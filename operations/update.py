@@ -34,6 +34,7 @@ from sqlalchemy import Connection, Engine, func, insert, select, update
 
 from core.features import FEATURE_INPUT_SYMBOLS
 from core.rules import RuleSet, rule_set_preset
+from operations import rule_sets
 from operations.answers import stored_span
 from operations.models import ModelSlot
 from operations.notifications import deliver_configured
@@ -414,6 +415,8 @@ def run_update(
                     detail.append(
                         refresh_regimes(connection, rule_set, since=regimes_since).summary()
                     )
+                    # Registered rule sets (operations.rule_sets): whole history each time.
+                    detail.extend(r.summary() for r in rule_sets.refresh_registered(connection))
                 with steps.step("model") as detail:
                     _, line = score_new_days(connection, model=model, since=features.first_changed)
                     detail.append(line)
@@ -426,6 +429,9 @@ def run_update(
                         run_id=run_id,
                         default_policy=settings.default_policy,
                         model_mapping=settings.model_mapping,
+                    )
+                    appended += rule_sets.publish_registered(
+                        connection, fingerprint=data_fingerprint(closes), run_id=run_id
                     )
                     report.publications = [
                         PublishedItem(

@@ -25,7 +25,7 @@ class StoredRun:
     id: str
     created_at: dt.datetime  # UTC
     request: dict[str, Any]
-    result: dict[str, Any]
+    result: dict[str, Any] | str  # str: JSON text (as saved from SerialisedJSON)
     duration_ms: float
     idempotency_key: str | None = None
     request_sha256: str | None = None
@@ -39,7 +39,7 @@ def save_run(
     connection: Connection,
     *,
     request: dict[str, Any],
-    result: dict[str, Any],
+    result: dict[str, Any] | str,
     duration_ms: float,
     run_id: str | None = None,
     created_at: dt.datetime | None = None,
@@ -47,7 +47,8 @@ def save_run(
     request_sha256: str | None = None,
     size_bytes: int = 0,
 ) -> StoredRun:
-    """Insert one run (JSON-compatible ``request`` and ``result``) and return it with its id.
+    """Insert one run (JSON-compatible ``request`` and ``result``; ``result`` may be its
+    JSON text already serialised, store.db.SerialisedJSON) and return it with its id.
 
     A second run with the same ``idempotency_key`` violates its unique constraint
     (IntegrityError): the caller reads the first with ``run_by_idempotency_key``."""

@@ -4,6 +4,7 @@ classification of database failures into causes people can act on."""
 from __future__ import annotations
 
 import errno
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,16 @@ def sqlite_file(url: str | URL) -> Path | None:
     return Path(database)
 
 
+class SerialisedJSON(str):
+    """JSON text already serialised: a JSON column stores it as it is (a large document
+    answered as bytes need not be serialised a second time to be stored)."""
+
+
+def serialise_json(value: object) -> str:
+    """The engines' JSON serialiser: json.dumps, except for SerialisedJSON text."""
+    return str(value) if isinstance(value, SerialisedJSON) else json.dumps(value)
+
+
 def make_engine(url: str, timeout_s: float = 3.0) -> Engine:
     """Engine with bounded connect/lock waits, so a dead database fails fast.
 
@@ -43,7 +54,11 @@ def make_engine(url: str, timeout_s: float = 3.0) -> Engine:
         path = sqlite_file(parsed)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": timeout_s})
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": timeout_s},
+            json_serializer=serialise_json,
+        )
         busy_timeout_ms = max(1, round(timeout_s * 1000))
 
         @event.listens_for(engine, "connect")
@@ -63,6 +78,7 @@ def make_engine(url: str, timeout_s: float = 3.0) -> Engine:
         pool_size=5,
         max_overflow=10,
         pool_timeout=timeout_s,
+        json_serializer=serialise_json,
         # utf8 explicitly: a server initialised as SQL_ASCII would otherwise hand
         # text back as bytes.
         connect_args={"connect_timeout": max(1, int(timeout_s)), "client_encoding": "utf8"},

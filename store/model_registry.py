@@ -26,6 +26,7 @@ from store.repository import (
     upsert,
     utcnow,
     write_model_outputs,
+    write_walk_forward_outputs,
 )
 from store.tables import model_activations, model_outputs, model_versions
 
@@ -107,13 +108,29 @@ def store_outputs(connection: Connection, *, predictor: RegimePredictor) -> pd.D
     return outputs
 
 
-def activate_predictor(connection: Connection, *, predictor: RegimePredictor) -> pd.DataFrame:
-    """Register the loaded version, make it active and store its daily outputs, in the
+def activate_predictor(
+    connection: Connection,
+    *,
+    predictor: RegimePredictor,
+    walk_forward: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Register the loaded version, make it active and store its daily outputs and its
+    walk-forward history (inference.walk_forward; replaced, or removed when None), in the
     caller's transaction (all or nothing). Returns the outputs written."""
     card = predictor.card
     register_version(connection, version=card.version, sha256=card.onnx_sha256, card=card.as_dict())
     activate_version(connection, version=card.version)
+    write_walk_forward_outputs(
+        connection,
+        table=walk_forward if walk_forward is not None else _NO_WALK_FORWARD,
+        model_version=card.version,
+    )
     return store_outputs(connection, predictor=predictor)
+
+
+_NO_WALK_FORWARD = pd.DataFrame(
+    {"regime": [], "p_distressed": [], "fold_cutoff": []}, index=pd.DatetimeIndex([])
+)
 
 
 def load_outputs(

@@ -19,6 +19,7 @@ from core.features import (
     compute_features,
 )
 from core.rules import RuleSet, compute_regimes
+from core.rulesets import RuleSetDefinition
 from store.repository import (
     REGIME_COLUMNS,
     changed_rows,
@@ -82,14 +83,34 @@ def refresh_features(
     return _result("features", table, fresh, written)
 
 
+def regime_inputs(
+    connection: Connection,
+    rule_set: RuleSet | RuleSetDefinition,
+    *,
+    start: pd.Timestamp | None = None,
+) -> tuple[pd.DataFrame, dict[str, pd.Series]]:
+    """What a rule set reads: the stored features and the stored closes of any other
+    symbol it needs (core.filters.filter_inputs aligns them), from ``start`` on."""
+    features = load_features(connection, start=start)
+    definition = rule_set.definition() if isinstance(rule_set, RuleSet) else rule_set
+    symbols = definition.closes_needed()
+    closes = load_closes(connection, symbols=symbols, start=start) if symbols else {}
+    return features, closes
+
+
 def refresh_regimes(
-    connection: Connection, rule_set: RuleSet, *, since: pd.Timestamp | None = None
+    connection: Connection,
+    rule_set: RuleSet | RuleSetDefinition,
+    *,
+    since: pd.Timestamp | None = None,
 ) -> RefreshResult:
-    """Rule regimes of ``rule_set`` from the stored features; writes new or changed days
-    (from ``since`` on, as for refresh_features)."""
-    features = load_features(connection, start=_warm_up_start(since))
-    table = compute_regimes(features, rule_set).reindex(columns=list(REGIME_COLUMNS))
-    table = table.loc[since:]
+    """Rule regimes of ``rule_set`` (a preset or a rule set as data) from the stored
+    features and closes; writes new or changed days (from ``since`` on, as for
+    refresh_features), each filter's reading kept as data."""
+    features, closes = regime_inputs(connection, rule_set, start=_warm_up_start(since))
+    computed = compute_regimes(features, rule_set, closes)
+    readings = [c for c in computed.columns if c.endswith(("_value", "_state"))]
+    table = computed.reindex(columns=[*readings, *REGIME_COLUMNS]).loc[since:]
     stored = load_regimes(connection, rule_set_version=rule_set.version, start=since)
     fresh = changed_rows(table, stored)
     written = write_regimes(connection, table=fresh, rule_set_version=rule_set.version)

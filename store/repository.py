@@ -8,6 +8,8 @@ transaction so a failure leaves nothing half-written.
 from __future__ import annotations
 
 import datetime as dt
+import json
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -17,7 +19,8 @@ from sqlalchemy import Connection, Table, and_, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from core.features import FEATURE_COLUMNS, FEATURE_SET_VERSION
-from store.tables import features, model_outputs, prices, regimes
+from inference.in_sample import ModelHistory
+from store.tables import features, model_outputs, model_walk_forward, prices, regimes
 
 # Parameters per statement stay under SQLite's limit of 32766 bound variables.
 _BATCH_ROWS = 2000
@@ -203,28 +206,37 @@ def changed_rows(new: pd.DataFrame, old: pd.DataFrame, *, rtol: float = 1e-12) -
 
 # --- regimes ----------------------------------------------------------------
 
-REGIME_COLUMNS: tuple[str, ...] = (
-    "trend_value",
-    "trend_state",
-    "volatility_value",
-    "volatility_state",
-    "credit_value",
-    "credit_state",
-    "available",
-    "votes",
-    "regime",
-    "exposure",
-)
+# Stored beside each day's filter readings (the JSON column ``readings``).
+REGIME_COLUMNS: tuple[str, ...] = ("available", "votes", "regime", "exposure")
+
+
+def filter_names(table: pd.DataFrame) -> list[str]:
+    """Filters of a regime frame: the ``<filter>_state`` columns, in order."""
+    return [column[: -len("_state")] for column in table.columns if column.endswith("_state")]
 
 
 def write_regimes(connection: Connection, *, table: pd.DataFrame, rule_set_version: str) -> int:
-    """Upsert regime rows (index = date; columns REGIME_COLUMNS, missing filters -> NULL)."""
+    """Upsert regime rows (index = date; REGIME_COLUMNS and, per filter,
+    ``<filter>_value`` / ``<filter>_state``, kept as {filter: [value, state]})."""
+    names = filter_names(table)
     frame = table.reindex(columns=list(REGIME_COLUMNS))
     now = utcnow()
     rows = _records(frame, REGIME_COLUMNS)
-    for row in rows:
+    pairs = [
+        (
+            name,
+            table[f"{name}_value"].astype(float).tolist(),
+            table[f"{name}_state"].tolist(),
+        )
+        for name in names
+    ]
+    for i, row in enumerate(rows):
         row["rule_set_version"] = rule_set_version
         row["computed_at"] = now
+        row["readings"] = {
+            name: [None if math.isnan(values[i]) else values[i], states[i]]
+            for name, values, states in pairs
+        }
     return upsert(connection, regimes, rows)
 
 
@@ -237,8 +249,10 @@ def load_regimes(
     limit: int | None = None,
     latest_first: bool = False,
 ) -> pd.DataFrame:
-    """Stored regimes for one rule set version, indexed by date (ascending unless latest_first)."""
-    columns = ["date", *REGIME_COLUMNS]
+    """Stored regimes for one rule set version, indexed by date (ascending unless
+    latest_first): REGIME_COLUMNS, then ``<filter>_value`` and ``<filter>_state`` for
+    every filter in the readings."""
+    columns = ["date", *REGIME_COLUMNS, "readings"]
     order = regimes.c.date.desc() if latest_first else regimes.c.date
     statement = (
         select(*(regimes.c[c] for c in columns))
@@ -252,8 +266,21 @@ def load_regimes(
         .limit(limit)
     )
     frame = _frame(connection.execute(statement), columns)
-    for column in ("trend_value", "volatility_value", "credit_value", "exposure"):
-        frame[column] = frame[column].astype(float)
+    readings = [
+        json.loads(item) if isinstance(item, str) else (item or {})
+        for item in frame.pop("readings")
+    ]
+    names: dict[str, None] = {}
+    for item in readings:
+        names.update(dict.fromkeys(item))
+    for name in names:
+        pairs = [item.get(name, (None, None)) for item in readings]
+        frame[f"{name}_value"] = pd.Series(
+            [np.nan if v is None else v for v, _ in pairs], index=frame.index, dtype=float
+        )
+        frame[f"{name}_state"] = pd.Series([s for _, s in pairs], index=frame.index, dtype=object)
+    frame["exposure"] = frame["exposure"].astype(float)
+    frame["votes"] = frame["votes"].astype(float)
     return frame
 
 
@@ -299,6 +326,83 @@ def load_model_outputs(
         .order_by(model_outputs.c.date)
     )
     return _frame(connection.execute(statement), columns).astype(float)
+
+
+def write_walk_forward_outputs(
+    connection: Connection, *, table: pd.DataFrame, model_version: str
+) -> int:
+    """Replace a version's walk-forward outputs (index = date; ``regime``, ``p_distressed``,
+    ``fold_cutoff``: the last day the refit that produced the row could read)."""
+    connection.execute(
+        model_walk_forward.delete().where(model_walk_forward.c.model_version == model_version)
+    )
+    now = utcnow()
+    rows = _records(table, ("regime", "p_distressed", "fold_cutoff"))
+    for row in rows:
+        row.update(
+            model_version=model_version,
+            computed_at=now,
+            regime=int(row["regime"]),
+            fold_cutoff=_to_date(row["fold_cutoff"]),
+        )
+    return upsert(connection, model_walk_forward, rows)
+
+
+def load_walk_forward_outputs(
+    connection: Connection,
+    *,
+    model_version: str,
+    start: dt.date | str | None = None,
+    end: dt.date | str | None = None,
+) -> pd.DataFrame:
+    """A version's walk-forward ``regime``, ``p_distressed`` and ``fold_cutoff`` by date."""
+    columns = ["date", "regime", "p_distressed", "fold_cutoff"]
+    statement = (
+        select(*(model_walk_forward.c[c] for c in columns))
+        .where(
+            model_walk_forward.c.model_version == model_version,
+            *_date_range(model_walk_forward.c.date, start, end),
+        )
+        .order_by(model_walk_forward.c.date)
+    )
+    return _frame(connection.execute(statement), columns)
+
+
+def has_walk_forward(connection: Connection, *, model_version: str) -> bool:
+    statement = select(model_walk_forward.c.date).where(
+        model_walk_forward.c.model_version == model_version
+    )
+    return connection.execute(statement.limit(1)).first() is not None
+
+
+def load_served_model_outputs(
+    connection: Connection,
+    *,
+    model_version: str,
+    start: dt.date | str | None = None,
+    end: dt.date | str | None = None,
+    history: ModelHistory = ModelHistory.OUT_OF_SAMPLE,
+) -> pd.DataFrame:
+    """The model history served: ``regime``, ``p_distressed`` and ``in_sample`` by date.
+
+    ``in_sample``: the version's own outputs, flagged. ``out_of_sample``: its own outputs
+    on days after its in-sample cut-off and its walk-forward outputs on the days before
+    (in_sample 0.0); its in-sample days without a walk-forward output are left out. A
+    version without a walk-forward history serves its own outputs, flagged, either way."""
+    own = load_model_outputs(
+        connection, model_version=model_version, start=start, end=end, with_in_sample=True
+    )
+    if history is ModelHistory.IN_SAMPLE or not has_walk_forward(
+        connection, model_version=model_version
+    ):
+        return own
+    walk = load_walk_forward_outputs(
+        connection, model_version=model_version, start=start, end=end
+    ).loc[:, ["regime", "p_distressed"]]
+    after = own.loc[own["in_sample"] == 0.0]
+    served = pd.concat([walk.astype(float).assign(in_sample=0.0), after])
+    served = served.loc[~served.index.duplicated(keep="last")].sort_index()
+    return served.loc[:, ["regime", "p_distressed", "in_sample"]]
 
 
 def last_model_output_day(connection: Connection, *, model_version: str) -> dt.date | None:

@@ -15,6 +15,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -93,17 +94,23 @@ regimes = Table(
     metadata,
     Column("date", Date, primary_key=True),
     Column("rule_set_version", String(64), primary_key=True),
-    Column("trend_value", Float, nullable=True),
-    Column("trend_state", String(16), nullable=True),
-    Column("volatility_value", Float, nullable=True),
-    Column("volatility_state", String(16), nullable=True),
-    Column("credit_value", Float, nullable=True),
-    Column("credit_state", String(16), nullable=True),
+    # Each filter's reading, {filter: [value or null, state]}: a new filter needs no column.
+    Column("readings", JSON, nullable=False),
     Column("available", Integer, nullable=False),
-    Column("votes", Integer, nullable=False),
+    Column("votes", Float, nullable=False),  # weighted votes, or a continuous rule set's score
     Column("regime", String(16), nullable=True),
     Column("exposure", Float, nullable=True),
     Column("computed_at", DateTime(timezone=True), nullable=False),
+)
+
+# Rule sets registered by name (core.rulesets.RuleSetDefinition); immutable (triggers).
+rule_sets = Table(
+    "rule_sets",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),  # sha256 of ``definition``
+    Column("definition", Text, nullable=False),  # canonical JSON
+    Column("registered_at", DateTime(timezone=True), nullable=False),
 )
 
 model_versions = Table(
@@ -136,11 +143,25 @@ model_outputs = Table(
     Column("in_sample", Boolean, nullable=True),
 )
 
+# A version's walk-forward out-of-sample history (models/<version>/walk_forward.csv),
+# loaded on activation: for each day up to the version's in-sample cut-off, the output
+# of a refit trained only on data up to ``fold_cutoff`` (before the day).
+model_walk_forward = Table(
+    "model_walk_forward",
+    metadata,
+    Column("date", Date, primary_key=True),
+    Column("model_version", String(64), primary_key=True),
+    Column("regime", Integer, nullable=False),  # 0 calm, 1 distressed
+    Column("p_distressed", Float, nullable=False),
+    Column("fold_cutoff", Date, nullable=False),
+    Column("computed_at", DateTime(timezone=True), nullable=False),
+)
+
 backtest_runs = Table(
     "backtest_runs",
     metadata,
     Column("id", String(36), primary_key=True),
-    Column("created_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
     Column("request", JSON, nullable=False),
     Column("result", JSON, nullable=False),
     Column("duration_ms", Float, nullable=False),
@@ -148,6 +169,20 @@ backtest_runs = Table(
     Column("idempotency_key", String(255), unique=True),
     Column("request_sha256", String(64)),  # of the canonical request, to refuse a reused key
     Column("size_bytes", Integer, nullable=False, server_default="0"),  # request + result JSON
+    # Covers retention's count, size sum and oldest-first walk without reading the
+    # (large) JSON rows.
+    Index("ix_backtest_runs_retention", "created_at", "id", "size_bytes"),
+)
+
+# Per-client token buckets of the rate limit on POST /backtest (store.rate_limits),
+# shared by every worker and replica.
+rate_limit_buckets = Table(
+    "rate_limit_buckets",
+    metadata,
+    Column("client", String(64), primary_key=True),
+    Column("tokens", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),  # wall-clock seconds (POSIX)
+    Column("granted", Boolean, nullable=False),  # whether the last take got a token
 )
 
 # --- the daily cycle ----------------------------------------------------------------
@@ -243,4 +278,42 @@ webhook_deliveries = Table(
     Column("status_code", Integer, nullable=True),
     Column("error", Text, nullable=True),
     Column("duration_ms", Float, nullable=False),
+)
+
+# --- research: sweeps as jobs (operations.sweeps) ------------------------------------
+
+# One row per sweep: its request, where it stands, and its summary once done. A
+# running sweep refreshes ``heartbeat_at``; one whose heartbeat stops (its process
+# ended) is queued again and rerun from the start.
+sweeps = Table(
+    "sweeps",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(120), nullable=True),
+    Column("status", String(16), nullable=False),  # queued | running | done | failed | cancelled
+    Column("request", JSON, nullable=False),
+    Column("variants", Integer, nullable=False),
+    Column("done_variants", Integer, nullable=False, server_default="0"),
+    Column("cancel_requested", Boolean, nullable=False, server_default="0"),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("summary", JSON, nullable=True),
+    Column("message", Text, nullable=True),  # why it failed, or was queued again
+    Column("scheduler", String(255), nullable=True),  # where it ran: a Dask address or local
+    Column("created_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("started_at", DateTime(timezone=True), nullable=True),
+    Column("heartbeat_at", DateTime(timezone=True), nullable=True),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+)
+
+# Every variant of a finished sweep: rank 1 is the best by the sweep's objective.
+sweep_variants = Table(
+    "sweep_variants",
+    metadata,
+    Column("sweep_id", String(36), ForeignKey("sweeps.id", ondelete="CASCADE"), primary_key=True),
+    Column("variant", Integer, primary_key=True),
+    Column("rank", Integer, nullable=False),
+    Column("objective", Float, nullable=True),
+    Column("parameters", JSON, nullable=False),
+    Column("metrics", JSON, nullable=False),
+    Index("ix_sweep_variants_sweep_id_rank", "sweep_id", "rank"),
 )

@@ -39,6 +39,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 from hmmlearn.hmm import GaussianHMM
+from joblib import Memory
 from jumpmodels.jump import JumpModel
 from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
@@ -70,6 +71,9 @@ class BaselineConfig:
     jump_penalty_grid: tuple[float, ...] = ()
     hmm_states_grid: tuple[int, ...] = ()
     cv_years: int = 2  # validation years, the last ones before the test year
+    # Folder of a joblib.Memory cache of jump-model fits: the walk-forward refits the same
+    # (fit end, penalty) up to three times (two folds' CV, one fold's forecast).
+    cache_dir: str | None = None
 
     def validate(self) -> BaselineConfig:
         if not 1 <= self.cv_years <= 10:
@@ -181,15 +185,26 @@ def hmm_forecast(
 # --- statistical jump model ---------------------------------------------------------
 
 
+def _fit_jump(rows: np.ndarray, penalty: float, seed: int) -> tuple[_Standardiser, JumpModel]:
+    """The standardiser and the two-state jump model fitted on the complete fit rows."""
+    standardiser = _Standardiser.fit(rows)
+    model = JumpModel(n_components=2, jump_penalty=penalty, random_state=seed)
+    model.fit(standardiser.apply(rows))
+    return standardiser, model
+
+
 def jump_forecast(
     features: pd.DataFrame, *, fit_until: pd.Timestamp, config: BaselineConfig = BaselineConfig()
 ) -> pd.DataFrame:
     """Discrete two-state jump model fitted on days <= fit_until, online states for all days."""
-    standardiser = _Standardiser.fit(_fit_rows(features, fit_until, 50))
+    rows = _fit_rows(features, fit_until, 50)
+    fit = (
+        _fit_jump
+        if config.cache_dir is None
+        else Memory(config.cache_dir, verbose=0).cache(_fit_jump)
+    )
+    standardiser, model = fit(rows, config.jump_penalty, config.seed)
     values, complete = _model_rows(features)
-    fit_mask = complete & (features.index <= fit_until)
-    model = JumpModel(n_components=2, jump_penalty=config.jump_penalty, random_state=config.seed)
-    model.fit(standardiser.apply(values[fit_mask]))
     # Library state -> our state (calmest = 0) by the rv_20d centre.
     rank = np.argsort(np.argsort(model.centers_[:, MODEL_FEATURES.index(VOLATILITY_FEATURE)]))
     states = np.asarray(model.predict_online(standardiser.apply(values[complete])), dtype=int)

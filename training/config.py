@@ -31,6 +31,11 @@ class DistressedRule(StrEnum):
     ALL_BUT_CALMEST = "all-but-calmest"  # every cluster except the calmest (authors' code)
 
 
+class LabelMethod(StrEnum):
+    KMEANS = "kmeans"  # nearest centroid of each day's own features
+    JUMP = "jump"  # statistical jump model (jumpmodels): states persist unless a jump pays
+
+
 class Pooling(StrEnum):
     LAST = "last"  # the last day's token: the window ends on the day being classified
     MEAN = "mean"  # the average over the window's tokens
@@ -38,10 +43,14 @@ class Pooling(StrEnum):
 
 @dataclass(frozen=True)
 class LabelConfig:
-    """KMeans regime labels. Clusters are ordered by their ``volatility_feature``
-    centroid (calmest first), so a refit never swaps labels."""
+    """KMeans or jump-model regime labels. Clusters (states) are ordered by their
+    ``volatility_feature`` centroid (calmest first), so a refit never swaps labels."""
 
     preset: str = "standardised-2"
+    method: LabelMethod = LabelMethod.KMEANS
+    # Cost of a state change in the jump model's objective (standardised features); unused
+    # by KMeans. 50 is the jumpmodels examples' value for standardised daily features.
+    jump_penalty: float = 50.0
     n_clusters: int = 2
     features: tuple[str, ...] = MODEL_FEATURES
     standardise: bool = True
@@ -59,6 +68,9 @@ class LabelConfig:
     def validate(self) -> LabelConfig:
         _check_range("label n_clusters", self.n_clusters, 2, 10)
         _check_range("label n_init", self.n_init, 1, 100)
+        _check_range("label jump_penalty", self.jump_penalty, 0.0, 1e6)
+        if self.method is LabelMethod.JUMP and not self.standardise:
+            raise ConfigError("jump-model labels need standardised features (standardise=True)")
         unknown = [name for name in self.features if name not in MODEL_FEATURES]
         if unknown or not self.features:
             raise ConfigError(
@@ -86,8 +98,11 @@ AS_PUBLISHED_LABELS = LabelConfig(
     fit_on_full_history=True,
     distressed=DistressedRule.ALL_BUT_CALMEST,
 )
+# A two-state statistical jump model on the six standardised features, fitted on the
+# training period only; later days get its online (causal) state.
+JUMP_LABELS = LabelConfig(preset="jump", method=LabelMethod.JUMP)
 LABEL_PRESETS: Mapping[str, LabelConfig] = MappingProxyType(
-    {preset.preset: preset for preset in (STANDARDISED_LABELS, AS_PUBLISHED_LABELS)}
+    {preset.preset: preset for preset in (STANDARDISED_LABELS, AS_PUBLISHED_LABELS, JUMP_LABELS)}
 )
 
 

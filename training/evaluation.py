@@ -38,6 +38,7 @@ from training.walkforward import (
     TRANSFORMER,
     RefitSummary,
     WalkForwardConfig,
+    WalkForwardResult,
     walk_forward,
 )
 
@@ -59,9 +60,10 @@ METHOD_NOTES = """Methods: transformer = the classifier (last-token pooling); hm
 HMM, forward filter only; jump = statistical jump model, online states (0/1); logistic =
 logistic regression on the last day's features; persistence = yesterday's label (today's
 for a horizon > 0); rules = three-filter engine (published preset), caution and risk-off
-both counted as distressed, score = share of available filters firing. Truth = KMeans
-labels fitted on days before each test year. Strategies: regime filter 1.0 calm / 0.0
-distressed, leveraged 1.5 / 0.3; Sharpe = mean / std * sqrt(252), no risk-free rate.
+both counted as distressed, score = share of available filters firing. Truth = the preset's
+labels (KMeans or jump model) fitted on days before each test year. Strategies: regime
+filter 1.0 calm / 0.0 distressed, leveraged 1.5 / 0.3; Sharpe = mean / std * sqrt(252), no
+risk-free rate.
 """
 
 
@@ -116,6 +118,7 @@ class EvaluationReport:
     seconds: float
     probability: pd.DataFrame  # method x (brier, skills, ece) on the pooled test days
     value: pd.DataFrame  # strategy x economic value (training.economics), costs included
+    walk_forward: WalkForwardResult | None = None  # the run itself (outputs for shipping)
 
 
 def method_exposures(predictions: pd.DataFrame) -> pd.DataFrame:
@@ -169,6 +172,7 @@ def evaluate(
         seconds=round(time.perf_counter() - started, 1),
         probability=probability_table(result.predictions),
         value=economic_value(value_exposures(result.predictions, features), spy_returns, economics),
+        walk_forward=result,
     )
 
 

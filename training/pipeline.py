@@ -38,7 +38,7 @@ from inference.versions import make_version
 from training import export
 from training.baselines import persistence_forecast
 from training.calibration import calibration_report, fit_calibration
-from training.config import ModelConfig, TrainerConfig, TrainingSetup, resolved
+from training.config import LabelMethod, ModelConfig, TrainerConfig, TrainingSetup, resolved
 from training.data import feature_fingerprint
 from training.labels import FittedLabeler, fit_labeler
 from training.metrics import classification_metrics
@@ -248,6 +248,10 @@ def build_card(
             leaks_future=setup.labels.leaks_future,
             distressed_clusters=list(labeler.distressed_clusters),
             centroids=labeler.centroids.tolist(),
+            method=setup.labels.method.value,
+            jump_penalty=setup.labels.jump_penalty
+            if setup.labels.method is LabelMethod.JUMP
+            else None,
         ),
         training_period=Period(start=features.index[0].date(), end=trained_until),
         splits={

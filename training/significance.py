@@ -16,9 +16,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 import numpy as np
-from scipy.stats import kurtosis, norm, skew
 
-EULER_GAMMA = 0.5772156649015329
+# Defined once in the serving-safe research package (no scipy, no torch); re-exported here.
+from research.overfitting import (  # noqa: F401
+    EULER_GAMMA,
+    deflated_sharpe,
+    expected_max_sharpe,
+    probabilistic_sharpe,
+)
 
 
 def stationary_bootstrap_indices(
@@ -60,40 +65,6 @@ def bootstrap_intervals(
         values = values[np.isfinite(values)]
         out[name] = (float(np.quantile(values, tail)), float(np.quantile(values, 1.0 - tail)))
     return out
-
-
-def expected_max_sharpe(n_trials: int, trial_variance: float) -> float:
-    """Expected largest of ``n_trials`` per-period Sharpe ratios of unskilled strategies
-    whose Sharpe estimates vary with ``trial_variance`` (0 for a single trial)."""
-    if n_trials < 2:
-        return 0.0
-    return float(
-        np.sqrt(trial_variance)
-        * (
-            (1.0 - EULER_GAMMA) * norm.ppf(1.0 - 1.0 / n_trials)
-            + EULER_GAMMA * norm.ppf(1.0 - 1.0 / (n_trials * np.e))
-        )
-    )
-
-
-def probabilistic_sharpe(returns: np.ndarray, benchmark: float = 0.0) -> float:
-    """P(true per-period Sharpe > ``benchmark``) given the sample's length, skew and kurtosis."""
-    returns = np.asarray(returns, dtype=np.float64)
-    n = len(returns)
-    std = returns.std(ddof=1)
-    if n < 3 or not std > 0:
-        return float("nan")
-    sharpe = returns.mean() / std
-    g3 = skew(returns)
-    g4 = kurtosis(returns, fisher=False)
-    spread = np.sqrt(1.0 - g3 * sharpe + (g4 - 1.0) / 4.0 * sharpe**2)
-    return float(norm.cdf((sharpe - benchmark) * np.sqrt(n - 1) / spread))
-
-
-def deflated_sharpe(returns: np.ndarray, *, n_trials: int, trial_variance: float) -> float:
-    """The probabilistic Sharpe ratio against the best Sharpe expected by luck among
-    ``n_trials`` (per-period Sharpe ratios, not annualised)."""
-    return probabilistic_sharpe(returns, expected_max_sharpe(n_trials, trial_variance))
 
 
 def permutation_pvalue(observed: float, null: np.ndarray) -> float:

@@ -14,28 +14,37 @@ For each test year Y (default 2012..2024):
 
 Every method is scored on the same test days (the Transformer's complete
 windows), and the calls drive the out-of-sample backtest.
+
+Each refit also scores every day of its test year with a complete input window,
+target known or not (``WalkForwardResult.outputs``): the out-of-sample history a
+model version ships beside itself (training.walk_forward_file).
 """
 
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
 
 from core.errors import ConfigError, NoDataError
+from core.features import MODEL_FEATURES
 from core.policies import DISTRESSED_PROBABILITY
 from inference.calibration import apply_calibration
+from inference.card import Calibration
+from inference.windows import complete_window_ends, feature_matrix, sliding_windows
 from training import export
 from training.baselines import BASELINE_NAMES, BaselineConfig, all_baselines
-from training.calibration import fit_calibration
+from training.calibration import fit_calibration, probability_scores
 from training.config import TrainingSetup
 from training.labels import fit_labeler
 from training.metrics import METRIC_NAMES, classification_metrics
+from training.model import RegimeTransformer
 from training.pipeline import fit_transformer
 from training.splits import chronological_split
 from training.windows import build_windows, window_positions
@@ -83,10 +92,14 @@ class RefitSummary:
 @dataclass(frozen=True)
 class WalkForwardResult:
     """``predictions``: one row per test day with ``year``, ``truth`` (0/1) and, per
-    method m, ``m_score`` and ``m_call``; ``refits`` in year order."""
+    method m, ``m_score`` and ``m_call``; ``refits`` in year order. ``outputs``: the
+    Transformer's calibrated ``p_distressed`` and ``regime`` for every test-year day with
+    a complete input window (also the last days whose target is not known yet), with
+    ``fold_cutoff``, the last day its refit could read."""
 
     predictions: pd.DataFrame
     refits: tuple[RefitSummary, ...]
+    outputs: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def metrics_by_year(self) -> pd.DataFrame:
         """Rows (year, method), columns METRIC_NAMES."""
@@ -115,10 +128,10 @@ class WalkForwardResult:
 
 def refit_year(
     features: pd.DataFrame, year: int, config: WalkForwardConfig, positions: np.ndarray
-) -> tuple[pd.DataFrame, RefitSummary] | None:
+) -> tuple[pd.DataFrame, RefitSummary, pd.DataFrame] | None:
     """Fit everything on days before ``year`` and predict the windows ending in it.
 
-    Returns None when no window ends in ``year``.
+    Returns (predictions, summary, outputs) or None when no window ends in ``year``.
     """
     setup = config.setup
     test_start, test_end = pd.Timestamp(year, 1, 1), pd.Timestamp(year, 12, 31)
@@ -189,7 +202,36 @@ def refit_year(
         seconds=round(time.perf_counter() - started, 1),
     )
     log.info("walk-forward %d: %s", year, summary)
-    return frame, summary
+    return frame, summary, _year_outputs(features, year, model, calibration, fit_until, setup)
+
+
+def _year_outputs(
+    features: pd.DataFrame,
+    year: int,
+    model: RegimeTransformer,
+    calibration: Calibration,
+    fit_until: pd.Timestamp,
+    setup: TrainingSetup,
+) -> pd.DataFrame:
+    """Calibrated p(distressed) and regime for every day of ``year`` whose input window
+    is complete (target known or not), as the refit fitted before it sees them."""
+    values = feature_matrix(features, MODEL_FEATURES)
+    window = setup.windows.window
+    ends = complete_window_ends(values, window)
+    days = features.index[ends]
+    ends = ends[(days.year == year)]
+    if not len(ends):
+        return pd.DataFrame(columns=["p_distressed", "regime", "fold_cutoff"])
+    inputs = sliding_windows(values, window)[ends - (window - 1)].astype(np.float32)
+    p = apply_calibration(export.torch_probabilities(model, inputs)[:, 1], calibration)
+    return pd.DataFrame(
+        {
+            "p_distressed": p,
+            "regime": (p >= DISTRESSED_PROBABILITY).astype(int),
+            "fold_cutoff": fit_until.date(),
+        },
+        index=pd.DatetimeIndex(features.index[ends], name="date"),
+    )
 
 
 def walk_forward(
@@ -203,21 +245,59 @@ def walk_forward(
     config.validate()
     positions = window_positions(features, config.setup.windows)
     years = range(config.first_test_year, config.last_test_year + 1)
-    frames, refits = [], []
-    if config.jobs == 1:
-        outcomes = (refit_year(features, year, config, positions) for year in years)
-    else:
-        outcomes = Parallel(n_jobs=config.jobs, return_as="generator")(
-            delayed(refit_year)(features, year, config, positions) for year in years
-        )
-    for outcome in outcomes:
-        if on_refit is not None:
-            on_refit(None if outcome is None else outcome[1])
-        if outcome is not None:
-            frames.append(outcome[0])
-            refits.append(outcome[1])
+    frames, refits, outputs = [], [], []
+    # Jump-model fits shared by neighbouring folds are cached on disk for this run only.
+    with tempfile.TemporaryDirectory(prefix="deepregime-walk-forward-") as cache:
+        run = replace(config, baselines=replace(config.baselines, cache_dir=cache))
+        if config.jobs == 1:
+            outcomes = (refit_year(features, year, run, positions) for year in years)
+        else:
+            outcomes = Parallel(n_jobs=config.jobs, return_as="generator")(
+                delayed(refit_year)(features, year, run, positions) for year in years
+            )
+        for outcome in outcomes:
+            if on_refit is not None:
+                on_refit(None if outcome is None else outcome[1])
+            if outcome is not None:
+                frames.append(outcome[0])
+                refits.append(outcome[1])
+                outputs.append(outcome[2])
     if not frames:
         raise NoDataError(f"no test windows in {config.first_test_year}..{config.last_test_year}")
     predictions = pd.concat(frames)
     predictions.index.name = "date"
-    return WalkForwardResult(predictions, tuple(refits))
+    return WalkForwardResult(predictions, tuple(refits), pd.concat(outputs))
+
+
+def shipped_history(
+    result: WalkForwardResult, cutoff: pd.Timestamp
+) -> tuple[pd.DataFrame, dict[str, object]]:
+    """The walk-forward outputs a version ships (days up to its in-sample ``cutoff``) and
+    their out-of-sample scores on the days whose target is known: Brier, Brier skill
+    against climatology (each refit's base rate) and persistence, ECE and ROC AUC."""
+    outputs = result.outputs.loc[result.outputs.index <= cutoff]
+    scored = result.predictions.loc[result.predictions.index <= cutoff]
+    if scored.empty:
+        raise NoDataError(f"no walk-forward test day on or before {cutoff.date()}")
+    truth = scored["truth"].to_numpy()
+    p = scored[f"{TRANSFORMER}_score"].to_numpy()
+    scores = probability_scores(
+        truth,
+        p,
+        base_rate=scored["base_rate"].to_numpy(),
+        persistence=scored["persistence_score"].to_numpy(),
+    )
+    metrics = classification_metrics(truth, p, scored[f"{TRANSFORMER}_call"].to_numpy())
+    summary: dict[str, object] = {
+        "scored_days": len(scored),
+        "positive_share": round(float(truth.mean()), 6),
+        **{name: round(float(value), 6) for name, value in scores.items()},
+        "roc_auc": round(float(metrics["roc_auc"]), 6),
+        "balanced_accuracy": round(float(metrics["balanced_accuracy"]), 6),
+        "folds": [
+            {"year": refit.year, "fold_cutoff": refit.fit_until, "epochs_run": refit.epochs_run}
+            for refit in result.refits
+            if pd.Timestamp(refit.fit_until) < cutoff
+        ],
+    }
+    return outputs, summary

@@ -12,7 +12,7 @@ from app.rate_limit import RateLimited, RateLimiter
 from app.settings import Settings
 from store.backtest_runs import prune_runs, save_run
 from store.db import make_engine
-from store.tables import backtest_runs
+from store.tables import backtest_runs, rate_limit_buckets
 from tests.app.conftest import admin, running
 
 ONE = {"strategies": [{"kind": "buy_and_hold"}], "equity_sampling": "none"}
@@ -40,20 +40,70 @@ class FakeClock:
         return self.now
 
 
-def test_the_token_bucket_refills_at_its_rate():
+def test_the_token_bucket_refills_at_its_rate(engine):
     clock = FakeClock()
-    limiter = RateLimiter(per_minute=6, burst=2, clock=clock)  # one token every 10 s
+    limiter = RateLimiter(engine, per_minute=6, burst=2, clock=clock)  # a token every 10 s
     limiter.take("a")
     limiter.take("a")
     with pytest.raises(RateLimited) as refused:
         limiter.take("a")
     assert refused.value.retry_after_s == 10
     limiter.take("b")  # another client has its own bucket
-    clock.now += 10
+    clock.now += 4  # 0.4 of a token: still refused, 6 s to go
+    with pytest.raises(RateLimited) as refused:
+        limiter.take("a")
+    assert refused.value.retry_after_s == 6
+    clock.now += 6
     limiter.take("a")
     with pytest.raises(RateLimited):
         limiter.take("a")
-    assert RateLimiter(per_minute=0, burst=1).enabled is False
+    clock.now += 1000  # a long pause refills to the burst, not beyond
+    limiter.take("a")
+    limiter.take("a")
+    with pytest.raises(RateLimited):
+        limiter.take("a")
+    assert RateLimiter(engine, per_minute=0, burst=1).enabled is False
+
+
+def test_the_limit_holds_across_processes_sharing_the_database(engine, database_url):
+    # Two workers (two limiters on their own engines) and many threads racing: the
+    # bucket of 5 gives exactly 5 tokens in all, never one per worker.
+    from concurrent.futures import ThreadPoolExecutor
+
+    clock = FakeClock()  # frozen: no refill during the race
+    engines = [make_engine(database_url, timeout_s=10) for _ in range(2)]
+    workers = [RateLimiter(e, per_minute=1, burst=5, clock=clock) for e in engines]
+
+    def attempt(i: int) -> bool:
+        try:
+            workers[i % 2].take("shared-client")
+            return True
+        except RateLimited:
+            return False
+
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            granted = list(pool.map(attempt, range(40)))
+    finally:
+        for e in engines:
+            e.dispose()
+    assert sum(granted) == 5
+
+
+def test_full_buckets_are_forgotten(engine):
+    clock = FakeClock()
+    limiter = RateLimiter(engine, per_minute=60, burst=2, clock=clock)
+    for client in ("a", "b", "c"):
+        limiter.take(client)
+    with engine.connect() as connection:
+        assert (
+            connection.execute(select(func.count()).select_from(rate_limit_buckets)).scalar() == 3
+        )
+    clock.now += 120  # every bucket full again: the next take deletes them
+    limiter.take("d")
+    with engine.connect() as connection:
+        rows = connection.execute(select(rate_limit_buckets.c.client)).scalars().all()
+    assert rows == ["d"]
 
 
 def test_post_backtest_is_rate_limited_per_client(settings):

@@ -173,3 +173,79 @@ def test_a_publication_by_another_process_is_served_within_the_check_period(
     assert after["publication_id"] > before["publication_id"]
     # Never an older answer after a newer one.
     assert seen == sorted(seen)
+
+
+# --- the answer sent before the framework runs (app.hot_path) ---------------------------
+
+
+def _call_fast_path(app, query: bytes = b"", headers=()):  # type: ignore[no-untyped-def]
+    """Run TodayFastPath alone, in front of an app that fails if it is reached."""
+    from app.hot_path import TodayFastPath
+
+    reached = []
+
+    async def route_must_not_run(scope, receive, send):  # type: ignore[no-untyped-def]
+        reached.append(scope["path"])
+
+    sent: list[dict] = []
+
+    async def send(message):  # type: ignore[no-untyped-def]
+        sent.append(message)
+
+    async def receive():  # type: ignore[no-untyped-def]
+        return {"type": "http.request", "body": b""}
+
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/regime/today",
+        "query_string": query,
+        "headers": list(headers),
+        "app": app,
+    }
+    asyncio.run(TodayFastPath(route_must_not_run)(scope, receive, send))
+    return reached, sent
+
+
+def test_a_rendered_answer_is_sent_before_the_framework_with_the_routes_headers(settings):
+    with running(settings) as client:
+        rendered = client.get("/regime/today?policy=rules")
+        reached, sent = _call_fast_path(client.app, b"policy=rules")
+        assert reached == []  # answered without the route
+        start, body = sent
+        assert start["status"] == 200 and body["body"] == rendered.content
+        headers = {k.decode(): v.decode() for k, v in start["headers"]}
+        for name in ("etag", "cache-control", "content-type", "content-length"):
+            assert headers[name] == rendered.headers[name], name
+        etag = rendered.headers["etag"].encode()
+        reached, sent = _call_fast_path(client.app, b"policy=rules", [(b"if-none-match", etag)])
+        assert reached == [] and sent[0]["status"] == 304 and sent[1]["body"] == b""
+        # Through the whole stack the two paths give the same answer; metrics count both.
+        again = client.get("/regime/today?policy=rules")
+        assert (again.content, again.headers["etag"]) == (
+            rendered.content,
+            rendered.headers["etag"],
+        )
+        text = client.get("/metrics").text
+        assert (
+            'deepregime_http_requests_total{method="GET",route="/regime/today",status="200"}'
+            in text
+        )
+
+
+def test_what_the_fast_path_cannot_answer_goes_to_the_route(settings):
+    with running(settings) as client:
+        client.get("/regime/today")  # rendered: the default policy's entry exists
+        for query in (b"policy=bogus", b"policy=rules&policy=model", b"extra=1", b"mapping=x"):
+            reached, sent = _call_fast_path(client.app, query)
+            assert reached == ["/regime/today"] and sent == [], query
+        # A client that was served a newer publication than this process knows of.
+        newer = b'"999999-abc-0"'
+        reached, _ = _call_fast_path(client.app, b"", [(b"if-none-match", newer)])
+        assert reached == ["/regime/today"]
+        bad = client.get("/regime/today?policy=bogus")
+        assert bad.status_code == 422 and "policy" in bad.text
+        # After a publication or activation clears the cache, the route renders first.
+        client.app.state.service.cache.clear()
+        reached, _ = _call_fast_path(client.app)
+        assert reached == ["/regime/today"]

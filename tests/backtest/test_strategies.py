@@ -146,6 +146,8 @@ def test_request_schema_is_generated_for_the_api() -> None:
         "model",
         "ensemble",
         "vol_target",
+        "rule_set",
+        "allocation",
     }
 
 

@@ -6,6 +6,7 @@ from scipy.stats import multivariate_normal
 
 from core.features import MODEL_FEATURES
 from training.baselines import (
+    BaselineConfig,
     forward_filter,
     hmm_forecast,
     jump_forecast,
@@ -75,6 +76,29 @@ def test_jump_model_is_causal_and_ordered_by_volatility(regimes: pd.DataFrame) -
     stressed = _stressed(regimes)
     assert (full["call"][stressed] == 1).mean() > 0.9
     assert (full["call"][~stressed] == 0).mean() > 0.9
+
+
+def test_a_cached_jump_fit_gives_the_same_forecast_and_is_reused(
+    regimes: pd.DataFrame, tmp_path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    from training import baselines
+
+    fit_until = regimes.index[199]
+    plain = jump_forecast(regimes, fit_until=fit_until)
+    cached = BaselineConfig(cache_dir=str(tmp_path))
+    first = jump_forecast(regimes, fit_until=fit_until, config=cached)
+    pd.testing.assert_frame_equal(first, plain, check_exact=True)
+    calls = []
+    original = baselines.JumpModel.fit
+    monkeypatch.setattr(
+        baselines.JumpModel, "fit", lambda self, *a, **k: calls.append(1) or original(self, *a, **k)
+    )
+    # the same fit rows (more rows after fit_until do not change them): read from the cache
+    again = jump_forecast(regimes.iloc[:250], fit_until=fit_until, config=cached)
+    assert calls == []
+    pd.testing.assert_frame_equal(again, plain.iloc[:250], check_exact=True, check_freq=False)
+    jump_forecast(regimes, fit_until=regimes.index[239], config=cached)  # other rows: a fit
+    assert calls == [1]
 
 
 def test_logistic_reads_no_label_after_fit_until(regimes: pd.DataFrame) -> None:

@@ -156,3 +156,49 @@ def test_registry_commands_do_not_import_torch() -> None:
         [sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_jump_labels_and_the_shipped_walk_forward_history(
+    cli, stored_features, engine: Engine
+) -> None:  # type: ignore[no-untyped-def]
+    """train --labels jump, evaluate --for-version writes walk_forward.csv into the version
+    (its labels, target and horizon), and activation loads it into the store."""
+    from store.repository import load_walk_forward_outputs
+
+    runner, app, models_dir = cli
+    trained = runner.invoke(
+        app,
+        [
+            "train",
+            *("--labels", "jump", "--target", "distress-within", "--horizon", "5"),
+            *("--epochs", "1", "--test-fraction", "0", "--json"),
+        ],
+    )
+    assert trained.exit_code == 0, trained.output
+    card = json.loads(trained.stdout)["card"]
+    assert (card["labels"]["method"], card["labels"]["preset"]) == ("jump", "jump")
+    version = card["version"]
+    result = runner.invoke(
+        app,
+        [
+            "evaluate",
+            *("--first-year", "2012", "--last-year", "2012", "--epochs", "1"),
+            *("--for-version", version, "--no-reproduction", "--json"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["config"]["setup"]["windows"]["target"] == "distress-within"
+    assert payload["config"]["setup"]["labels"]["preset"] == "jump"
+    path = models_dir / version / "walk_forward.csv"
+    rows = path.read_text().splitlines()
+    assert rows[0] == "date,p_distressed,regime,fold_cutoff"
+    assert all(row.startswith("2012-") and row.endswith(",2011-12-30") for row in rows[1:])
+    shown = json.loads(runner.invoke(app, ["models", "show", version, "--json"]).stdout)
+    history = shown["card"]["walk_forward"]
+    assert history["days"] == len(rows) - 1 and history["folds"][0]["year"] == 2012
+    assert 0.0 <= history["brier"] <= 1.0
+    assert runner.invoke(app, ["models", "activate", version]).exit_code == 0
+    with engine.connect() as connection:
+        stored = load_walk_forward_outputs(connection, model_version=version)
+    assert len(stored) == len(rows) - 1

@@ -5,7 +5,7 @@ from sklearn.cluster import KMeans
 
 from core.errors import NoDataError
 from core.features import MODEL_FEATURES
-from training.config import AS_PUBLISHED_LABELS, STANDARDISED_LABELS
+from training.config import AS_PUBLISHED_LABELS, JUMP_LABELS, STANDARDISED_LABELS
 from training.labels import fit_labeler
 
 
@@ -120,3 +120,77 @@ def test_days_with_a_missing_label_feature_have_no_label() -> None:
 def test_too_few_days_to_fit_is_a_clear_error() -> None:
     with pytest.raises(NoDataError, match="at least 10 days"):
         fit_labeler(_two_regimes().iloc[:9], STANDARDISED_LABELS)
+
+
+# --- jump-model labels ---------------------------------------------------------------
+
+
+def _blocks(order: str, seed: int, start: str = "2020-01-01") -> pd.DataFrame:
+    """Blocks of 50 days, 'c' calm and 's' stressed (as in _two_regimes), with noise."""
+    rng = np.random.default_rng(seed)
+    calm = {"ret_1d": 0.001, "ret_5d": 0.004, "ret_20d": 0.015, "rv_5d": 0.006, "rv_20d": 0.007}
+    stressed = {"ret_1d": -0.01, "ret_5d": -0.04, "ret_20d": -0.1, "rv_5d": 0.03, "rv_20d": 0.03}
+    blocks = []
+    for kind in order:
+        centre, vix = (stressed, 40.0) if kind == "s" else (calm, 13.0)
+        block = {
+            name: value * (1 + 0.1 * rng.standard_normal(50)) for name, value in centre.items()
+        }
+        block["vix"] = vix * (1 + 0.05 * rng.standard_normal(50))
+        blocks.append(pd.DataFrame(block))
+    frame = pd.concat(blocks, ignore_index=True)
+    frame.index = pd.bdate_range(start, periods=len(frame), name="date")
+    return frame.loc[:, list(MODEL_FEATURES)]
+
+
+def _known_states(order: str) -> np.ndarray:
+    return np.repeat([1.0 if kind == "s" else 0.0 for kind in order], 50)
+
+
+@pytest.mark.parametrize("order", ["scsc", "cscs", "ccss"])
+def test_jump_labels_call_the_stressed_blocks_regime_1_whatever_order(order: str) -> None:
+    frame = _blocks(order, seed=4)
+    labels = fit_labeler(frame, JUMP_LABELS).labels(frame)
+    np.testing.assert_array_equal(labels.to_numpy(), _known_states(order))
+
+
+def test_jump_labels_keep_their_identity_across_refits_on_growing_windows() -> None:
+    """Refits ending after each block (the walk-forward's expanding window) label the days
+    after them online with the same identities: stressed blocks 1, calm 0, apart from the
+    few days after each change the online state needs to pay the jump penalty (that
+    delay differs between refits)."""
+    history = _blocks("cscsc", seed=5)
+    later = _blocks("sccs", seed=11, start="2021-01-01")
+    frame = pd.concat([history, later])
+    lag = 5  # days after a change where the online state may still be the old one
+    settled = np.ones(200, dtype=bool)
+    for change in (0, 50, 150):  # day 0 follows the history's last (calm) block
+        settled[change : change + lag] = False
+    column = list(JUMP_LABELS.features).index(JUMP_LABELS.volatility_feature)
+    for end in (99, 149, 199, 249):
+        labeler = fit_labeler(frame, JUMP_LABELS, fit_until=history.index[end])
+        assert labeler.fit_end == history.index[end]
+        assert labeler.centroids[1, column] > labeler.centroids[0, column]
+        labels = labeler.labels(frame).to_numpy()
+        np.testing.assert_array_equal(labels[: end + 1], _known_states("cscsc")[: end + 1])
+        online = labels[250:]
+        np.testing.assert_array_equal(online[settled], _known_states("sccs")[settled])
+
+
+def test_jump_labels_do_not_look_ahead() -> None:
+    """Rows appended after a fit's end change no label of a day before them, neither the
+    fitted days' nor the online ones' after the fit."""
+    frame = _blocks("cscsc", seed=6)
+    fit_until = frame.index[149]
+    shorter = frame.iloc[:200]
+    before = fit_labeler(shorter, JUMP_LABELS, fit_until=fit_until).labels(shorter)
+    after = fit_labeler(frame, JUMP_LABELS, fit_until=fit_until).labels(frame)
+    pd.testing.assert_series_equal(before, after.iloc[:200])
+
+
+def test_jump_labels_skip_days_with_a_missing_feature() -> None:
+    frame = _blocks("cs", seed=7)
+    frame.iloc[10, 0] = np.nan
+    labels = fit_labeler(frame, JUMP_LABELS).labels(frame)
+    assert np.isnan(labels.iloc[10])
+    assert labels.drop(labels.index[10]).notna().all()

@@ -4,13 +4,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from core.features import MODEL_FEATURES
 from tests.training.conftest import fast_setup
 from training.baselines import BaselineConfig
 from training.config import STANDARDISED_LABELS
 from training.economics import EconomicsConfig
 from training.evaluation import evaluate, report_json, report_markdown, report_text, write_plots
 from training.labels import fit_labeler
-from training.walkforward import METHODS, WalkForwardConfig, walk_forward
+from training.walkforward import METHODS, WalkForwardConfig, shipped_history, walk_forward
 
 CONFIG = WalkForwardConfig(
     first_test_year=2014,
@@ -60,9 +61,51 @@ def test_appending_future_rows_never_changes_a_test_years_predictions(
 ) -> None:
     config = WalkForwardConfig(2014, 2014, setup=fast_setup(epochs=1), baselines=CONFIG.baselines)
     until_2014 = long_features.loc[:"2014-12-31"]
-    short = walk_forward(until_2014, config).predictions
-    full = walk_forward(long_features, config).predictions
-    pd.testing.assert_frame_equal(short, full, check_freq=False)
+    short = walk_forward(until_2014, config)
+    full = walk_forward(long_features, config)
+    pd.testing.assert_frame_equal(short.predictions, full.predictions, check_freq=False)
+    # the outputs a version ships (every 2014 day with a complete window) likewise
+    pd.testing.assert_frame_equal(short.outputs, full.outputs, check_freq=False)
+
+
+def test_shipped_outputs_cover_every_complete_window_of_the_year_from_an_earlier_fit(
+    report, long_features: pd.DataFrame
+) -> None:  # type: ignore[no-untyped-def]
+    outputs = report.walk_forward.outputs
+    complete = (
+        long_features.loc[:, list(MODEL_FEATURES)].notna().all(axis=1).rolling(60).sum() == 60
+    )
+    expected = complete.index[complete & (complete.index.year >= 2014)]
+    expected = expected[expected.year <= 2015]
+    pd.testing.assert_index_equal(outputs.index, expected, check_names=False, check_freq=False)
+    # later than the scored days: the last days' targets are not known yet
+    assert outputs.index[-1] >= report.predictions.index[-1]
+    cutoffs = pd.to_datetime(outputs["fold_cutoff"])
+    assert (cutoffs < outputs.index).all()
+    assert (cutoffs.dt.year == outputs.index.year - 1).all()
+    scored = report.predictions.index
+    pd.testing.assert_series_equal(
+        outputs.loc[scored, "p_distressed"],
+        report.predictions["transformer_score"],
+        check_names=False,
+        check_freq=False,
+    )
+    assert ((outputs["p_distressed"] >= 0.5) == (outputs["regime"] == 1)).all()
+
+
+def test_shipped_history_ends_at_the_cut_off_and_scores_the_known_days(report) -> None:  # type: ignore[no-untyped-def]
+    cutoff = pd.Timestamp("2015-06-30")
+    outputs, summary = shipped_history(report.walk_forward, cutoff)
+    assert outputs.index[-1] <= cutoff and outputs.index[0].year == 2014
+    scored = report.predictions.loc[report.predictions.index <= cutoff]
+    assert summary["scored_days"] == len(scored)
+    truth, p = scored["truth"].to_numpy(), scored["transformer_score"].to_numpy()
+    assert summary["brier"] == pytest.approx(((p - truth) ** 2).mean(), abs=1e-6)
+    climatology = ((scored["base_rate"].to_numpy() - truth) ** 2).mean()
+    assert summary["brier_skill_climatology"] == pytest.approx(
+        1 - ((p - truth) ** 2).mean() / climatology, abs=1e-6
+    )
+    assert [fold["year"] for fold in summary["folds"]] == [2014, 2015]
 
 
 def test_report_renders_as_strict_json_and_text(report) -> None:  # type: ignore[no-untyped-def]

@@ -1,0 +1,408 @@
+"""Registered rule sets: stored by name, published daily, served and backtested by
+the same code.
+
+A rule set (core.rulesets.RuleSetDefinition) is registered once under its name
+with the sha256 of its canonical JSON; the row is immutable (database triggers),
+so a changed definition is registered under a new name (e.g. ``trend-ema-v2``).
+Registering the same definition again is a no-op.
+
+- The update cycle recomputes every registered rule set's regimes from the stored
+  features and closes (store.pipeline.refresh_regimes, whole history: windows of
+  any length stay exact) and publishes its latest answer under the ledger policy
+  ``rule_set:NAME`` when it changed.
+- ``GET /regime/today?rule_set=NAME`` serves that publication; ``/regime/{day}`` and
+  ``/regimes`` read the stored rows; every answer carries the definition and its
+  fingerprint.
+- A backtest strategy ``{"kind": "rule_set", "rule_set": NAME}`` is resolved here
+  into the stored definition and evaluated by backtest.signals.rule_set_signal,
+  which calls the same core.rulesets.evaluate.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+from pydantic import BaseModel, Field
+from sqlalchemy import Connection, func, select
+
+from backtest.schemas import BacktestRequest
+from backtest.strategies import AllocationConfig, RuleSetConfig, StrategyConfig, VolTargetConfig
+from core.errors import ConfigError, ConflictError, NoDataError, NotFoundError
+from core.rules import RULE_SET_PRESETS
+from core.rulesets import REGISTERED_NAME, RuleSetDefinition, canonical_json
+from operations.answers import json_number as _number
+from operations.answers import json_text as _text
+from store.ledger import Publication, append_publication, latest_publication
+from store.pipeline import RefreshResult, refresh_regimes
+from store.repository import load_regimes, utcnow
+from store.tables import regimes, rule_sets
+
+POLICY_PREFIX = "rule_set:"
+
+
+def policy_key(name: str) -> str:
+    """The ledger's policy for a registered rule set's publications."""
+    return f"{POLICY_PREFIX}{name}"
+
+
+@dataclass(frozen=True)
+class RegisteredRuleSet:
+    name: str
+    fingerprint: str
+    definition: RuleSetDefinition
+    registered_at: dt.datetime
+
+
+def parse_definition(document: Any) -> RuleSetDefinition:
+    """A checked definition from a JSON document (ConfigError naming the field)."""
+    definition = RuleSetDefinition.from_dict(document)
+    if not REGISTERED_NAME.match(definition.name):
+        raise ConfigError(
+            f"rule set name {definition.name!r}: use 1-23 lower-case letters, digits, '.', '_' "
+            "or '-', starting with a letter or digit"
+        )
+    if definition.name in RULE_SET_PRESETS:
+        raise ConfigError(f"rule set name {definition.name!r} is a preset's: choose another")
+    return definition
+
+
+def _row(row: Any) -> RegisteredRuleSet:
+    registered_at = row.registered_at
+    if registered_at.tzinfo is None:  # SQLite drops the zone; stored in UTC
+        registered_at = registered_at.replace(tzinfo=dt.UTC)
+    return RegisteredRuleSet(
+        name=row.name,
+        fingerprint=row.fingerprint,
+        definition=RuleSetDefinition.from_dict(json.loads(row.definition)),
+        registered_at=registered_at,
+    )
+
+
+def register(
+    connection: Connection, definition: RuleSetDefinition
+) -> tuple[RegisteredRuleSet, bool]:
+    """Store ``definition`` under its name; returns it and whether it is new. The same
+    definition again is the stored one; another under a taken name is refused."""
+    definition = parse_definition(definition.to_dict())
+    existing = find(connection, definition.name)
+    if existing is not None:
+        if existing.fingerprint == definition.fingerprint:
+            return existing, False
+        raise ConflictError(
+            f"rule set {definition.name!r} is registered with another definition "
+            f"(fingerprint {existing.fingerprint[:12]}): registered rule sets are immutable, "
+            "register the change under a new name (e.g. with a version suffix)"
+        )
+    registered = RegisteredRuleSet(
+        name=definition.name,
+        fingerprint=definition.fingerprint,
+        definition=definition,
+        registered_at=utcnow(),
+    )
+    connection.execute(
+        rule_sets.insert().values(
+            name=registered.name,
+            fingerprint=registered.fingerprint,
+            definition=canonical_json(definition.to_dict()),
+            registered_at=registered.registered_at,
+        )
+    )
+    return registered, True
+
+
+def find(connection: Connection, name: str) -> RegisteredRuleSet | None:
+    row = connection.execute(select(rule_sets).where(rule_sets.c.name == name)).first()
+    return None if row is None else _row(row)
+
+
+def get(connection: Connection, name: str) -> RegisteredRuleSet:
+    found = find(connection, name)
+    if found is None:
+        raise NotFoundError(
+            f"no rule set registered as {name!r} (GET /rule-sets lists them; "
+            "`deepregime rule-sets register FILE` adds one)"
+        )
+    return found
+
+
+def list_registered(connection: Connection) -> list[RegisteredRuleSet]:
+    return [_row(row) for row in connection.execute(select(rule_sets).order_by(rule_sets.c.name))]
+
+
+# --- the daily cycle ------------------------------------------------------------------
+
+
+def refresh_registered(connection: Connection) -> list[RefreshResult]:
+    """Recompute every registered rule set's regimes (writes changed days only)."""
+    return [refresh_regimes(connection, item.definition) for item in list_registered(connection)]
+
+
+def publish_registered(
+    connection: Connection,
+    *,
+    fingerprint: str,
+    run_id: int | None,
+    published_at: dt.datetime | None = None,
+) -> list[Publication]:
+    """Append the latest answer of each registered rule set whose answer changed."""
+    appended = []
+    for item in list_registered(connection):
+        if stored_span(connection, item.definition) is None:
+            continue
+        report = rule_set_report(connection, item, day=None)
+        body = report.model_dump(mode="json", exclude=set(READ_TIME_FIELDS))
+        previous = latest_publication(connection, policy=policy_key(item.name))
+        if previous is not None and previous.body == canonical_json(body):
+            continue
+        appended.append(
+            append_publication(
+                connection,
+                day=report.as_of,
+                policy=policy_key(item.name),
+                rule_set_version=item.definition.version,
+                model_version=None,
+                data_fingerprint=fingerprint,
+                run_id=run_id,
+                body=body,
+                published_at=published_at,
+            )
+        )
+    return appended
+
+
+# --- answers --------------------------------------------------------------------------
+
+READ_TIME_FIELDS = frozenset({"stale", "expected_as_of", "publication_id", "published_at"})
+
+
+class RuleSetInfo(BaseModel):
+    name: str
+    fingerprint: str = Field(description="sha256 of the definition's canonical JSON.")
+    version: str = Field(description="Key of its stored regimes: name and fingerprint prefix.")
+    definition: dict[str, Any]
+
+    @classmethod
+    def of(cls, definition: RuleSetDefinition) -> RuleSetInfo:
+        return cls(
+            name=definition.name,
+            fingerprint=definition.fingerprint,
+            version=definition.version,
+            definition=definition.to_dict(),
+        )
+
+
+class RegisteredInfo(RuleSetInfo):
+    registered_at: dt.datetime
+
+
+class RuleSetReading(BaseModel):
+    state: str = Field(description="clear | firing | unavailable")
+    value: float | None
+    kind: str
+    inputs: list[str]
+    threshold: float
+    fires: str = Field(description="below | above: the side of the threshold that fires")
+    weight: float
+    detail: str
+
+
+class RuleSetReport(BaseModel):
+    """A registered rule set's answer for one day."""
+
+    as_of: dt.date
+    stale: bool | None = None
+    expected_as_of: dt.date | None = None
+    regime: str | None
+    exposure: float | None = Field(description="After hysteresis and the vol-target overlay.")
+    votes: float | None = Field(description="Weighted votes, or the continuous score.")
+    available: int
+    enabled: int
+    filters: dict[str, RuleSetReading]
+    rule_set: RuleSetInfo
+    publication_id: int | None = None
+    published_at: dt.datetime | None = None
+
+
+class RuleSetRow(BaseModel):
+    date: dt.date
+    regime: str | None
+    exposure: float | None
+    votes: float | None
+    available: int
+    filters: dict[str, list[Any]] = Field(description="{filter: [value, state]}")
+
+
+class RuleSetPage(BaseModel):
+    rule_set: RuleSetInfo
+    count: int
+    next_cursor: dt.date | None
+    items: list[RuleSetRow]
+
+
+def stored_span(
+    connection: Connection, definition: RuleSetDefinition
+) -> tuple[dt.date, dt.date] | None:
+    first, last = connection.execute(
+        select(func.min(regimes.c.date), func.max(regimes.c.date)).where(
+            regimes.c.rule_set_version == definition.version
+        )
+    ).one()
+    return None if first is None else (first, last)
+
+
+def _no_regimes(item: RegisteredRuleSet) -> NoDataError:
+    return NoDataError(
+        f"no regimes computed yet for rule set {item.name!r}: run `deepregime update` "
+        "(or POST /admin/refresh)"
+    )
+
+
+def _report(row: pd.Series, day: pd.Timestamp, definition: RuleSetDefinition) -> RuleSetReport:
+    filters = {
+        spec.name: RuleSetReading(
+            state=row[f"{spec.name}_state"],
+            value=_number(row[f"{spec.name}_value"]),
+            kind=spec.kind,
+            inputs=list(spec.inputs),
+            threshold=spec.threshold,
+            fires=spec.fires,
+            weight=spec.weight,
+            detail=spec.detail(),
+        )
+        for spec in definition.filters
+    }
+    return RuleSetReport(
+        as_of=day.date(),
+        regime=_text(row["regime"]),
+        exposure=_number(row["exposure"]),
+        votes=_number(row["votes"]),
+        available=int(row["available"]),
+        enabled=len(filters),
+        filters=filters,
+        rule_set=RuleSetInfo.of(definition),
+    )
+
+
+def rule_set_report(
+    connection: Connection, item: RegisteredRuleSet, *, day: dt.date | None
+) -> RuleSetReport:
+    """The stored answer of ``item`` for ``day`` (None: the latest stored day)."""
+    rows = load_regimes(
+        connection,
+        rule_set_version=item.definition.version,
+        start=day,
+        end=day,
+        limit=1,
+        latest_first=True,
+    )
+    if rows.empty:
+        span = stored_span(connection, item.definition)
+        if span is None:
+            raise _no_regimes(item)
+        raise NotFoundError(
+            f"no regime for {day}: not a trading day of the stored history ({span[0]} .. {span[1]})"
+        )
+    return _report(rows.iloc[0], rows.index[0], item.definition)
+
+
+def rule_set_history(
+    connection: Connection,
+    item: RegisteredRuleSet,
+    *,
+    start: dt.date | None,
+    end: dt.date | None,
+    cursor: dt.date | None,
+    limit: int,
+) -> RuleSetPage:
+    """Days in [max(start, cursor), end], oldest first, at most ``limit``."""
+    if start is not None and end is not None and start > end:
+        raise ConfigError(f"query 'start' ({start}) must not be after 'end' ({end})")
+    first = max(d for d in (start, cursor) if d is not None) if (start or cursor) else None
+    rows = load_regimes(
+        connection,
+        rule_set_version=item.definition.version,
+        start=first,
+        end=end,
+        limit=limit + 1,
+    )
+    if rows.empty and stored_span(connection, item.definition) is None:
+        raise _no_regimes(item)
+    next_cursor = rows.index[limit].date() if len(rows) > limit else None
+    rows = rows.iloc[:limit]
+    names = [spec.name for spec in item.definition.filters]
+    values = {name: rows[f"{name}_value"].tolist() for name in names}
+    states = {name: rows[f"{name}_state"].tolist() for name in names}
+    items = [
+        RuleSetRow(
+            date=day,
+            regime=_text(regime),
+            exposure=_number(exposure),
+            votes=_number(votes),
+            available=int(available),
+            filters={name: [_number(values[name][i]), states[name][i]] for name in names},
+        )
+        for i, (day, regime, exposure, votes, available) in enumerate(
+            zip(
+                rows.index.date,
+                rows["regime"].tolist(),
+                rows["exposure"].tolist(),
+                rows["votes"].tolist(),
+                rows["available"].tolist(),
+                strict=True,
+            )
+        )
+    ]
+    return RuleSetPage(
+        rule_set=RuleSetInfo.of(item.definition),
+        count=len(items),
+        next_cursor=next_cursor,
+        items=items,
+    )
+
+
+def published_today(connection: Connection, item: RegisteredRuleSet) -> Publication:
+    """The latest publication of ``item`` (NoDataError before the first one)."""
+    publication = latest_publication(connection, policy=policy_key(item.name))
+    if publication is None:
+        if stored_span(connection, item.definition) is None:
+            raise _no_regimes(item)
+        raise NoDataError(
+            f"nothing published yet for rule set {item.name!r}: run `deepregime update` "
+            "(or POST /admin/refresh)"
+        )
+    return publication
+
+
+# --- backtests ------------------------------------------------------------------------
+
+
+def resolve_request(connection: Connection, request: BacktestRequest) -> BacktestRequest:
+    """``request`` with registered rule sets resolved (unchanged when it names none)."""
+    strategies = resolve_strategies(connection, list(request.strategies))
+    if strategies == list(request.strategies):
+        return request
+    return request.model_copy(update={"strategies": strategies})
+
+
+def resolve_strategies(
+    connection: Connection, strategies: list[StrategyConfig]
+) -> list[StrategyConfig]:
+    """Strategies with each registered rule set's name replaced by its stored
+    definition (so the backtest evaluates exactly what is served)."""
+    return [_resolve(connection, config) for config in strategies]
+
+
+def _resolve(connection: Connection, config: StrategyConfig) -> StrategyConfig:
+    if isinstance(config, RuleSetConfig) and config.definition is None:
+        item = get(connection, config.rule_set or "")
+        return RuleSetConfig(
+            name=config.name, rule_set=item.name, definition=item.definition.to_dict()
+        )
+    if isinstance(config, VolTargetConfig | AllocationConfig):
+        document = config.model_dump(exclude={"base"}, exclude_none=True)
+        return type(config)(**document, base=_resolve(connection, config.base))
+    return config
