@@ -18,6 +18,7 @@ which every strategy holds a position resting on real input, and ends on
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -71,6 +72,9 @@ class BacktestInputs:
     cash_rate_source: str | None = None
     model_outputs: pd.DataFrame | None = None
     asset: str = SPY
+    # Adjusted closes of the other symbols the strategies read (rule sets' inputs,
+    # a risk-off allocation's defensive asset), by symbol.
+    closes: Mapping[str, pd.Series] | None = None
     # Signals built from these inputs, per strategy configuration: a signal depends on
     # nothing else (not on the period, lag or costs), so inputs kept between requests
     # build each strategy's signal (and its arrays) once.
@@ -183,7 +187,10 @@ def run_backtest(request: BacktestRequest, inputs: BacktestInputs) -> BacktestRu
     """Backtest every strategy of ``request`` on the same period."""
     days = inputs.calendar_arrays()
     signal_inputs = SignalInputs(
-        inputs.features, pd.Series(days.asset_returns, index=days.calendar), inputs.model_outputs
+        inputs.features,
+        pd.Series(days.asset_returns, index=days.calendar),
+        inputs.model_outputs,
+        inputs.closes,
     )
     prepared = [_signal(config, signal_inputs, inputs.signals) for config in request.strategies]
     names = [config.label for config in request.strategies]

@@ -64,15 +64,14 @@ def load_backtest_inputs(
         if outputs.empty:
             raise NoDataError(f"no daily outputs stored for model version {model_version!r}")
         _check_outputs_cover(outputs, features.index, model_version, request)
-    extra = {"closes": other_closes} if "closes" in BacktestInputs.__dataclass_fields__ else {}
     return BacktestInputs(
-        **extra,
         features=features,
         asset_close=closes[SPY],
         cash_rate=cash_rate,
         cash_rate_source=rate_symbol if cash_rate is not None else None,
         model_outputs=outputs,
         asset=SPY,
+        closes=other_closes,
     )
 
 

@@ -141,28 +141,49 @@ def test_served_answer_equals_the_backtest_exposure_every_day(stored):
     assert body["rule_set"]["definition"] == definition.to_dict()
 
 
-def test_rule_set_on_other_symbols_served_equals_its_signal(stored):
+def test_rule_set_on_other_symbols_served_equals_its_backtest(stored):
+    """Through the loader and runner POST /backtest uses: the other symbols' closes
+    reach the signal (a rule set reading only stored features would not show it)."""
     request = BacktestRequest(strategies=[{"kind": "rule_set", "rule_set": "beyond-spy"}])
     with stored.connect() as connection:
         served = served_exposures(connection, "beyond-spy")
         resolved = rule_sets.resolve_request(connection, request)
         inputs = load_backtest_inputs(connection, request=resolved, model_version=None)
-        closes = load_closes(connection, symbols=["QQQ", "^VVIX", "LQD", "IEF"])
         report = rule_sets.rule_set_report(
             connection, rule_sets.get(connection, "beyond-spy"), day=dt.date(2020, 3, 16)
         )
-    signal = build_signal(
-        resolved.strategies[0],
-        SignalInputs(inputs.features, pd.Series(dtype=float), closes=closes),
-    )
+    run = run_backtest(resolved, inputs)
+    tested = next(iter(run.signals.values())).exposure.reindex(served.index)
     known = served.notna()
     assert known.sum() > 4000
-    tested = signal.exposure.reindex(served.index)
     assert tested[known].to_numpy() == pytest.approx(served[known].to_numpy(), abs=0)
     # 2020-03-16, the VIX's record close: VVIX above 120 and QQQ below its SMA200 fire.
     assert report.filters["vvix"].state == "firing"
     assert report.filters["vvix"].value == pytest.approx(207.59, abs=0.01)
     assert report.regime == "risk-off"
+
+
+def test_risk_off_allocation_holds_tlt_when_the_rules_say_risk_off(stored):
+    request = BacktestRequest(
+        strategies=[{"kind": "allocation", "base": {"kind": "rules"}, "defensive": "TLT"}],
+        start=dt.date(2008, 1, 2),
+        end=dt.date(2024, 12, 31),
+    )
+    with stored.connect() as connection:
+        inputs = load_backtest_inputs(connection, request=request, model_version=None)
+        tlt = load_closes(connection, symbols=["TLT"])["TLT"]
+    run = run_backtest(request, inputs)
+    returns = run.simulation.returns.iloc[:, 0]
+    exposure = next(iter(run.signals.values())).exposure
+    spy = inputs.asset_close.pct_change()
+    tlt_returns = tlt.pct_change()
+    # A day held wholly in risk-off (decided the close before, lag 1) earns TLT's return;
+    # one wholly in risk-on earns SPY's (no costs).
+    held = exposure.shift(1).reindex(returns.index)
+    off, on = returns.index[held == 0.0], returns.index[held == 1.0]
+    assert len(off) > 100 and len(on) > 1000
+    assert returns[off].to_numpy() == pytest.approx(tlt_returns[off].to_numpy(), abs=1e-12)
+    assert returns[on].to_numpy() == pytest.approx(spy[on].to_numpy(), abs=1e-12)
 
 
 def test_registered_rule_sets_are_immutable(stored):
