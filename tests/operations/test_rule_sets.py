@@ -13,7 +13,6 @@ import pytest
 
 from backtest.runner import run_backtest
 from backtest.schemas import BacktestRequest
-from backtest.signals import SignalInputs, build_signal
 from core.errors import ConfigError, ConflictError, NotFoundError
 from core.rulesets import RuleSetDefinition
 from operations import rule_sets
