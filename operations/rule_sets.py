@@ -31,7 +31,13 @@ from sqlalchemy import Connection, func, select
 
 from backtest.schemas import BacktestRequest
 from backtest.strategies import AllocationConfig, RuleSetConfig, StrategyConfig, VolTargetConfig
-from core.errors import ConfigError, ConflictError, NoDataError, NotFoundError
+from core.errors import (
+    ConfigError,
+    ConflictError,
+    DataValidationError,
+    NoDataError,
+    NotFoundError,
+)
 from core.rules import RULE_SET_PRESETS
 from core.rulesets import REGISTERED_NAME, RuleSetDefinition, canonical_json
 from operations.answers import json_number as _number
@@ -392,17 +398,23 @@ def resolve_strategies(
     connection: Connection, strategies: list[StrategyConfig]
 ) -> list[StrategyConfig]:
     """Strategies with each registered rule set's name replaced by its stored
-    definition (so the backtest evaluates exactly what is served)."""
-    return [_resolve(connection, config) for config in strategies]
+    definition (so the backtest evaluates exactly what is served). An unknown name is
+    a bad field of the request (DataValidationError naming it), not a missing route."""
+    return [
+        _resolve(connection, config, f"body.strategies[{i}]") for i, config in enumerate(strategies)
+    ]
 
 
-def _resolve(connection: Connection, config: StrategyConfig) -> StrategyConfig:
+def _resolve(connection: Connection, config: StrategyConfig, where: str) -> StrategyConfig:
     if isinstance(config, RuleSetConfig) and config.definition is None:
-        item = get(connection, config.rule_set or "")
+        try:
+            item = get(connection, config.rule_set or "")
+        except NotFoundError as error:
+            raise DataValidationError(str(error), field=f"{where}.rule_set") from None
         return RuleSetConfig(
             name=config.name, rule_set=item.name, definition=item.definition.to_dict()
         )
     if isinstance(config, VolTargetConfig | AllocationConfig):
         document = config.model_dump(exclude={"base"}, exclude_none=True)
-        return type(config)(**document, base=_resolve(connection, config.base))
+        return type(config)(**document, base=_resolve(connection, config.base, f"{where}.base"))
     return config

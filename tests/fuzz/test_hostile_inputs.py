@@ -92,6 +92,15 @@ CASES = [
         "body.strategies.0",
     ),
     (
+        "rule set never registered",
+        "POST",
+        "/backtest",
+        {"strategies": [{"kind": "vol_target", "base": {"kind": "rule_set", "rule_set": "x'--"}}]},
+        {},
+        422,
+        "body.strategies[0].base.rule_set",
+    ),
+    (
         "threshold of the wrong type",
         "POST",
         "/backtest",
