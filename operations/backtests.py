@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from backtest.rates import daily_cash_rate
 from backtest.runner import BacktestInputs, run_backtest
 from backtest.schemas import BacktestRequest
-from backtest.strategies import symbols_needed, uses_model
+from backtest.strategies import AllocationConfig, VolTargetConfig, symbols_needed, uses_model
 from core.errors import DataValidationError, ModelUnavailableError, NoDataError
 from core.features import SPY
 from inference.in_sample import in_sample_note
@@ -44,6 +44,7 @@ def load_backtest_inputs(
     # that is not stored leaves its filter unavailable, as on the served side.
     others = sorted(symbols_needed(request.strategies) - {SPY})
     other_closes = load_closes(connection, symbols=others, start=since) if others else {}
+    _check_defensive_assets(request, other_closes)
     if SPY not in closes:
         raise NoDataError(f"no {SPY} prices stored: run `deepregime update`")
     cash_rate = None
@@ -73,6 +74,21 @@ def load_backtest_inputs(
         asset=SPY,
         closes=other_closes,
     )
+
+
+def _check_defensive_assets(request: BacktestRequest, closes: dict) -> None:
+    """An allocation's defensive asset must be stored: the client named a symbol the
+    service does not have (a bad field, 422), not a server fault."""
+    for i, config in enumerate(request.strategies):
+        where = f"body.strategies[{i}]"
+        while isinstance(config, VolTargetConfig):
+            config, where = config.base, f"{where}.base"
+        if isinstance(config, AllocationConfig) and config.defensive not in closes:
+            raise DataValidationError(
+                f"no closes of {config.defensive!r} are stored (ingest it, or choose a "
+                "stored symbol: `deepregime status` lists them)",
+                field=f"{where}.defensive",
+            )
 
 
 def _check_outputs_cover(

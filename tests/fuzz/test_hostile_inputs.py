@@ -101,6 +101,15 @@ CASES = [
         "body.strategies[0].base.rule_set",
     ),
     (
+        "defensive asset not stored",
+        "POST",
+        "/backtest",
+        {"strategies": [{"kind": "allocation", "defensive": "NOPE"}]},
+        {},
+        422,
+        "body.strategies[0].defensive",
+    ),
+    (
         "threshold of the wrong type",
         "POST",
         "/backtest",
