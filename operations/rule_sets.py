@@ -42,7 +42,7 @@ from core.rules import RULE_SET_PRESETS
 from core.rulesets import REGISTERED_NAME, RuleSetDefinition, canonical_json
 from operations.answers import json_number as _number
 from operations.answers import json_text as _text
-from store.ledger import Publication, append_publication, latest_publication
+from store.ledger import Publication, append_publication, as_utc, latest_publication
 from store.pipeline import RefreshResult, refresh_regimes
 from store.repository import load_regimes, utcnow
 from store.tables import regimes, rule_sets
@@ -77,9 +77,7 @@ def parse_definition(document: Any) -> RuleSetDefinition:
 
 
 def _row(row: Any) -> RegisteredRuleSet:
-    registered_at = row.registered_at
-    if registered_at.tzinfo is None:  # SQLite drops the zone; stored in UTC
-        registered_at = registered_at.replace(tzinfo=dt.UTC)
+    registered_at = as_utc(row.registered_at)
     return RegisteredRuleSet(
         name=row.name,
         fingerprint=row.fingerprint,

@@ -42,6 +42,7 @@ from operations.backtests import load_backtest_inputs
 from research.cluster import dask_client
 from research.grid import SweepRequest
 from research.sweep import SweepCancelled, run_sweep
+from store.ledger import as_utc
 from store.tables import sweep_variants, sweeps
 
 log = logging.getLogger(__name__)
@@ -56,10 +57,7 @@ def utc_now() -> dt.datetime:
 
 
 def _aware(moment: dt.datetime | None) -> dt.datetime | None:
-    """SQLite hands back naive timestamps: they were written in UTC."""
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=dt.UTC)
+    return None if moment is None else as_utc(moment)
 
 
 @dataclass(frozen=True)

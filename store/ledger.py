@@ -30,7 +30,7 @@ def body_digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _as_utc(moment: dt.datetime) -> dt.datetime:
+def as_utc(moment: dt.datetime) -> dt.datetime:
     """``moment`` in UTC; naive means UTC. Every time is bound in UTC: SQLite keeps the
     wall-clock fields and drops the zone, so 09:00+02:00 would compare as 09:00 UTC."""
     if moment.tzinfo is None:
@@ -57,7 +57,7 @@ class Publication:
     @classmethod
     def from_row(cls, row: Any) -> Publication:
         values = dict(row._mapping)
-        values["published_at"] = _as_utc(values["published_at"])
+        values["published_at"] = as_utc(values["published_at"])
         return cls(**values)
 
 
@@ -82,7 +82,7 @@ def append_publication(
         "model_version": model_version,
         "data_fingerprint": data_fingerprint,
         "run_id": run_id,
-        "published_at": _as_utc(published_at or utcnow()),
+        "published_at": as_utc(published_at or utcnow()),
         "body": text,
         "body_sha256": body_digest(text),
     }
@@ -112,7 +112,7 @@ def publication_as_known_at(
         .where(
             publications.c.day == day,
             publications.c.policy == policy,
-            publications.c.published_at <= _as_utc(known_at),
+            publications.c.published_at <= as_utc(known_at),
         )
         .order_by(publications.c.id.desc())
         .limit(1)
@@ -131,7 +131,7 @@ def list_publications(
     """Publications in ledger order (oldest first), filtered by time, id and policy."""
     statement = select(publications).order_by(publications.c.id).limit(limit)
     if since is not None:
-        statement = statement.where(publications.c.published_at >= _as_utc(since))
+        statement = statement.where(publications.c.published_at >= as_utc(since))
     if after_id is not None:
         statement = statement.where(publications.c.id > after_id)
     if policy is not None:
