@@ -134,7 +134,10 @@ def sortino_ratio(returns: np.ndarray, periods: int = TRADING_DAYS) -> np.ndarra
 
 def drawdowns(returns: np.ndarray) -> np.ndarray:
     """Drawdown per day (shape of ``returns``, values <= 0), wealth starting at 1.0."""
-    wealth = np.cumprod(1.0 + returns, axis=0)
+    return _drawdowns_of(np.cumprod(1.0 + returns, axis=0))
+
+
+def _drawdowns_of(wealth: np.ndarray) -> np.ndarray:
     # The starting wealth 1.0 is a peak too: a loss on the first day is a drawdown.
     peak = np.maximum.accumulate(np.maximum(wealth, 1.0), axis=0)
     return wealth / peak - 1.0
@@ -164,23 +167,46 @@ def _spells(drawdown: np.ndarray) -> np.ndarray:
     return np.where(underwater, lengths[spell_id], 0)
 
 
+def _spell_days(drawdown: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per column of a (days, strategies) drawdown block: trading days of the underwater
+    spell holding the max drawdown (0 if none) and of the longest spell.
+
+    A spell is the run of days between two peaks (drawdown >= 0). Laid out column after
+    column with a peak row above each column's first day, every spell is a gap between
+    consecutive peaks, so both figures come from one sorted array of peak positions."""
+    n_days, columns = drawdown.shape
+    at_peak = np.ones((columns, n_days + 1), dtype=bool)
+    np.greater_equal(drawdown.T, 0.0, out=at_peak[:, 1:])
+    flat = at_peak.ravel()
+    peaks = np.r_[np.flatnonzero(flat), flat.size]  # the end closes the last spell
+    gaps = np.diff(peaks) - 1
+    column_start = np.arange(columns) * (n_days + 1)
+    longest = np.maximum.reduceat(gaps, np.searchsorted(peaks, column_start))
+    worst = column_start + 1 + np.argmin(drawdown, axis=0)
+    next_peak = np.searchsorted(peaks, worst)
+    holding_worst = np.where(flat[worst], 0, peaks[next_peak] - peaks[next_peak - 1] - 1)
+    return holding_worst, longest
+
+
 def max_drawdown_duration(returns: np.ndarray) -> np.ndarray | int:
     """Trading days of the underwater spell holding the max drawdown (0 if none)."""
     if returns.shape[0] == 0:
         return _counts(np.zeros(returns.shape[1:], dtype=int))
-    drawdown = drawdowns(returns)
-    spells = _spells(drawdown)
-    worst = np.argmin(drawdown, axis=0)
-    if drawdown.ndim == 1:
-        return int(spells[worst])
-    return spells[worst, np.arange(drawdown.shape[1])]
+    holding_worst, _ = _spell_days(_as_block(drawdowns(returns)))
+    return _counts(holding_worst.reshape(returns.shape[1:]))
 
 
 def longest_drawdown_duration(returns: np.ndarray) -> np.ndarray | int:
     """Trading days of the longest underwater spell (0 if none)."""
     if returns.shape[0] == 0:
         return _counts(np.zeros(returns.shape[1:], dtype=int))
-    return _counts(np.max(underwater_spells(returns), axis=0))
+    _, longest = _spell_days(_as_block(drawdowns(returns)))
+    return _counts(longest.reshape(returns.shape[1:]))
+
+
+def _as_block(values: np.ndarray) -> np.ndarray:
+    """A (days,) series as a (days, 1) block; a block as it is."""
+    return values.reshape(values.shape[0], -1)
 
 
 def _counts(values: np.ndarray) -> np.ndarray | int:
@@ -241,27 +267,30 @@ def summary(
     turnover: np.ndarray,
     risk_free: np.ndarray | None = None,
     periods: int = TRADING_DAYS,
+    wealth: np.ndarray | None = None,
 ) -> dict[str, np.ndarray | None]:
     """Every headline metric of a (days, strategies) block, one array per metric, each
     intermediate (mean, std, wealth, drawdowns) computed once. Values equal the
-    single kernels' above; ``sharpe_excess`` is None without a complete ``risk_free``."""
+    single kernels' above; ``sharpe_excess`` is None without a complete ``risk_free``.
+    ``wealth``: cumprod(1 + returns) when the caller already holds it (equity curves)."""
     n_days = returns.shape[0]
     if n_days < 2:
         raise ValueError(f"a summary needs at least two days, got {n_days}")
     mean = np.mean(returns, axis=0)
     std = np.std(returns, axis=0, ddof=1)
-    drawdown = drawdowns(returns)
+    if wealth is None:
+        wealth = np.cumprod(1.0 + returns, axis=0)
+    drawdown = _drawdowns_of(wealth)
     worst = np.min(drawdown, axis=0)
-    spells = _spells(drawdown)
-    columns = np.arange(returns.shape[1])
-    annual = _annualised_growth(np.prod(1.0 + returns, axis=0), n_days, periods)
+    holding_worst, longest = _spell_days(drawdown)
+    annual = _annualised_growth(wealth[-1], n_days, periods)
     downside = np.sqrt(np.mean(np.minimum(returns, 0.0) ** 2, axis=0))
     full, partial, none = time_invested(positions)
     excess = None
     if risk_free is not None and not np.isnan(risk_free).any():
         excess = sharpe_ratio(returns, risk_free, periods)
     return {
-        "cumulative_return": cumulative_return(returns),
+        "cumulative_return": wealth[-1] - 1.0,
         "annualised_return": annual,
         "annualised_volatility": std * math.sqrt(periods),
         "daily_mean": mean,
@@ -270,8 +299,8 @@ def summary(
         "sharpe_excess": excess,
         "sortino": _ratio(mean * math.sqrt(periods), downside),
         "max_drawdown": worst,
-        "max_drawdown_days": spells[np.argmin(drawdown, axis=0), columns],
-        "longest_drawdown_days": np.max(spells, axis=0),
+        "max_drawdown_days": holding_worst,
+        "longest_drawdown_days": longest,
         "calmar": _calmar(annual, worst),
         "full": full,
         "partial": partial,

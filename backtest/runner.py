@@ -215,7 +215,10 @@ def run_backtest(request: BacktestRequest, inputs: BacktestInputs) -> BacktestRu
         for name, p in zip(names, prepared, strict=True)
         if p.regime_code is not None
     }
-    block = metrics.summary(arrays.returns, arrays.positions, arrays.turnover, arrays.cash_rate)
+    wealth = np.cumprod(1.0 + arrays.returns, axis=0)
+    block = metrics.summary(
+        arrays.returns, arrays.positions, arrays.turnover, arrays.cash_rate, wealth=wealth
+    )
     years, yearly = metrics.yearly_growth(arrays.returns, days.years[period])
     strategies = [
         _strategy_result(
@@ -243,7 +246,7 @@ def run_backtest(request: BacktestRequest, inputs: BacktestInputs) -> BacktestRu
         ),
         conventions=_conventions(request, inputs),
         strategies=strategies,
-        equity=_equity_curves(arrays, days, names, request.equity_sampling),
+        equity=_equity_curves(wealth, arrays.period, days, names, request.equity_sampling),
         notes=_notes(strategies, {name: p.signal for name, p in zip(names, prepared, strict=True)}),
     )
     return BacktestRun(
@@ -427,14 +430,18 @@ def _filter_availability(
 
 
 def _equity_curves(
-    arrays: ArraySimulation, days: CalendarArrays, names: list[str], sampling: EquitySampling
+    equity: np.ndarray,
+    period: slice,
+    days: CalendarArrays,
+    names: list[str],
+    sampling: EquitySampling,
 ) -> EquityCurves | None:
+    """Sampled wealth curves; ``equity``: (days, strategies) wealth over ``period``."""
     if sampling is EquitySampling.NONE:
         return None
-    equity = np.cumprod(1.0 + arrays.returns, axis=0)
-    rows = np.arange(arrays.period.start, arrays.period.stop)
+    rows = np.arange(period.start, period.stop)
     if sampling is not EquitySampling.DAILY:
-        group = (days.weeks if sampling is EquitySampling.WEEKLY else days.months)[arrays.period]
+        group = (days.weeks if sampling is EquitySampling.WEEKLY else days.months)[period]
         last_of_group = np.r_[group[1:] != group[:-1], True]
         equity, rows = equity[last_of_group], rows[last_of_group]
     values = np.round(equity, 8).T.tolist()

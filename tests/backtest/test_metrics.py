@@ -62,6 +62,26 @@ def test_a_first_day_loss_is_a_drawdown_from_the_starting_wealth() -> None:
     assert metrics.max_drawdown_duration(losses) == 2
 
 
+def test_the_deepest_spell_and_the_longest_are_told_apart_per_column() -> None:
+    # Column 0: wealth 0.9 (deepest, a one-day spell), 1.08 (peak), then four days below.
+    # Column 1: wealth 1.01, 0.9595 (deepest), 1.05545 (peak) twice more, 1.0449 below.
+    # Column 1 starts at a peak: column 0's trailing spell must not run into it.
+    block = np.array(
+        [
+            [-0.1, 0.01],
+            [0.2, -0.05],
+            [-0.01, 0.1],
+            [-0.01, 0.0],
+            [-0.01, 0.0],
+            [0.0, -0.01],
+        ]
+    )
+    np.testing.assert_array_equal(metrics.max_drawdown_duration(block), [1, 1])
+    np.testing.assert_array_equal(metrics.longest_drawdown_duration(block), [4, 1])
+    assert metrics.max_drawdown_duration(block[:, 0]) == 1
+    assert metrics.longest_drawdown_duration(block[:, 0]) == 4
+
+
 def test_calmar_is_annual_return_over_max_drawdown() -> None:
     expected = (1.10352 ** (252 / 5) - 1.0) / 0.2
     assert metrics.calmar_ratio(SWING) == pytest.approx(expected, rel=1e-9)
