@@ -244,29 +244,31 @@ def walk_forward(
     year finishes (None for a year without test windows), e.g. to advance a progress bar."""
     config.validate()
     positions = window_positions(features, config.setup.windows)
-    years = range(config.first_test_year, config.last_test_year + 1)
-    frames, refits, outputs = [], [], []
+    # The latest year first: its refit trains on the most windows, so the longest jobs
+    # start first and the last one to finish is short (the parallel run ends sooner).
+    years = range(config.last_test_year, config.first_test_year - 1, -1)
+    done = []
     # Jump-model fits shared by neighbouring folds are cached on disk for this run only.
     with tempfile.TemporaryDirectory(prefix="deepregime-walk-forward-") as cache:
         run = replace(config, baselines=replace(config.baselines, cache_dir=cache))
         if config.jobs == 1:
             outcomes = (refit_year(features, year, run, positions) for year in years)
         else:
-            outcomes = Parallel(n_jobs=config.jobs, return_as="generator")(
+            outcomes = Parallel(n_jobs=config.jobs, return_as="generator_unordered")(
                 delayed(refit_year)(features, year, run, positions) for year in years
             )
         for outcome in outcomes:
             if on_refit is not None:
                 on_refit(None if outcome is None else outcome[1])
             if outcome is not None:
-                frames.append(outcome[0])
-                refits.append(outcome[1])
-                outputs.append(outcome[2])
-    if not frames:
+                done.append(outcome)
+    if not done:
         raise NoDataError(f"no test windows in {config.first_test_year}..{config.last_test_year}")
-    predictions = pd.concat(frames)
+    done.sort(key=lambda outcome: outcome[1].year)
+    predictions = pd.concat([frame for frame, _, _ in done])
     predictions.index.name = "date"
-    return WalkForwardResult(predictions, tuple(refits), pd.concat(outputs))
+    refits = tuple(summary for _, summary, _ in done)
+    return WalkForwardResult(predictions, refits, pd.concat([out for _, _, out in done]))
 
 
 def shipped_history(

@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -66,6 +67,18 @@ def test_appending_future_rows_never_changes_a_test_years_predictions(
     pd.testing.assert_frame_equal(short.predictions, full.predictions, check_freq=False)
     # the outputs a version ships (every 2014 day with a complete window) likewise
     pd.testing.assert_frame_equal(short.outputs, full.outputs, check_freq=False)
+
+
+def test_refits_in_parallel_equal_refits_one_at_a_time_in_year_order(
+    report, long_features: pd.DataFrame
+) -> None:  # type: ignore[no-untyped-def]
+    # Two processes take the latest year first and may finish in any order.
+    parallel = walk_forward(long_features, replace(CONFIG, jobs=2))
+    assert [refit.year for refit in parallel.refits] == [2014, 2015]
+    assert [refit["year"] for refit in report.refits] == [2014, 2015]
+    one_at_a_time = report.walk_forward
+    pd.testing.assert_frame_equal(parallel.predictions, one_at_a_time.predictions)
+    pd.testing.assert_frame_equal(parallel.outputs, one_at_a_time.outputs)
 
 
 def test_shipped_outputs_cover_every_complete_window_of_the_year_from_an_earlier_fit(
