@@ -175,8 +175,10 @@ def _spell_days(drawdown: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     column with a peak row above each column's first day, every spell is a gap between
     consecutive peaks, so both figures come from one sorted array of peak positions."""
     n_days, columns = drawdown.shape
+    # Underwater means drawdown < 0, as in underwater_spells (a NaN day is not underwater).
     at_peak = np.ones((columns, n_days + 1), dtype=bool)
-    np.greater_equal(drawdown.T, 0.0, out=at_peak[:, 1:])
+    np.less(drawdown.T, 0.0, out=at_peak[:, 1:])
+    np.logical_not(at_peak[:, 1:], out=at_peak[:, 1:])
     flat = at_peak.ravel()
     peaks = np.r_[np.flatnonzero(flat), flat.size]  # the end closes the last spell
     gaps = np.diff(peaks) - 1
