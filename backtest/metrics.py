@@ -150,23 +150,6 @@ def max_drawdown(returns: np.ndarray) -> np.ndarray | float:
     return _result(np.min(drawdowns(returns), axis=0))
 
 
-def underwater_spells(returns: np.ndarray) -> np.ndarray:
-    """Length in days of the underwater spell each day belongs to (0 when at a peak)."""
-    return _spells(drawdowns(returns))
-
-
-def _spells(drawdown: np.ndarray) -> np.ndarray:
-    underwater = drawdown < 0.0
-    # Each run of underwater days shares the count of peaks seen before it; spell
-    # numbers of different columns are kept apart by an offset of (days + 1) each.
-    n_days = drawdown.shape[0]
-    spell_id = np.cumsum(~underwater, axis=0)
-    if drawdown.ndim == 2:
-        spell_id = spell_id + np.arange(drawdown.shape[1]) * (n_days + 1)
-    lengths = np.bincount(spell_id.ravel(), weights=underwater.ravel()).astype(int)
-    return np.where(underwater, lengths[spell_id], 0)
-
-
 def _spell_days(drawdown: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per column of a (days, strategies) drawdown block: trading days of the underwater
     spell holding the max drawdown (0 if none) and of the longest spell.
@@ -175,7 +158,7 @@ def _spell_days(drawdown: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     column with a peak row above each column's first day, every spell is a gap between
     consecutive peaks, so both figures come from one sorted array of peak positions."""
     n_days, columns = drawdown.shape
-    # Underwater means drawdown < 0, as in underwater_spells (a NaN day is not underwater).
+    # Underwater means drawdown < 0 (a NaN day, like a peak, is not underwater).
     at_peak = np.ones((columns, n_days + 1), dtype=bool)
     np.less(drawdown.T, 0.0, out=at_peak[:, 1:])
     np.logical_not(at_peak[:, 1:], out=at_peak[:, 1:])
