@@ -15,21 +15,16 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/requirements.txt \
     && pip install -r /tmp/requirements.txt
-COPY core core
-COPY store store
-COPY operations operations
-COPY app app
-COPY backtest backtest
-COPY inference inference
-COPY training training
-COPY cli cli
-# The serving install: no extras, so no torch.
-RUN pip install --no-deps .
+# The project's own wheel, built from the whole context: every package pyproject.toml
+# ships goes in, none is listed here (.dockerignore keeps tests, data and caches out).
+COPY . .
+RUN pip wheel --no-deps --wheel-dir /wheels . \
+    && pip install --no-deps /wheels/deepregime-*.whl
 
 
 # Offline training (compose profile "train"): the same install plus the train extra.
 FROM build AS trainer
-RUN pip install ".[train]"
+RUN pip install "$(ls /wheels/deepregime-*.whl)[train]"
 WORKDIR /srv/deepregime
 COPY alembic.ini ./
 COPY migrations migrations

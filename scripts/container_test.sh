@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # End-to-end check of the image and README's compose commands, exactly as written:
-#   build the image -> every `docker compose ...` line of README's "Deployment" block, run
-#   with Docker Compose or, where podman replaces Docker, with podman-compose -> a valid
-#   /regime/today, a 200 /ready that reports the (old) shipped data as stale, the
-#   dashboard and the offline docs from the app container -> model activation -> tear
-#   everything down (always, via trap).
+#   build the image -> its installed package equals the project's wheel, file for file ->
+#   every `docker compose ...` line of README's "Deployment" block, run with Docker
+#   Compose or, where podman replaces Docker, with podman-compose -> a valid
+#   /regime/today from each API replica and through the proxy from both, a 200 /ready
+#   that reports the (old) shipped data as stale, the dashboard and the offline docs ->
+#   a sweep on the Dask cluster (profile "dask") -> one replica restarted under load with
+#   no failed request -> model activation -> tear everything down (always, via trap).
 #
 #   scripts/container_test.sh            # POSTGRES_IMAGE defaults to the local stand-in
 #
@@ -20,6 +22,9 @@ export DEEPREGIME_DATA_DIR=${DEEPREGIME_DATA_DIR:-$(cd ../shared/data/market && 
 export DEEPREGIME_API_KEY=${DEEPREGIME_API_KEY:-container-test-key-$RANDOM$RANDOM}
 # README's commands name no project: the project comes from the environment.
 export COMPOSE_PROJECT_NAME=${COMPOSE_PROJECT_NAME:-deepregime-ct-$$}
+export DEEPREGIME_PROXY_IMAGE=${DEEPREGIME_PROXY_IMAGE:-localhost/deepregime-proxy:container-test}
+# README's Dask block exports this before its `up`; exported here for every command.
+export DEEPREGIME_DASK_SCHEDULER=tcp://scheduler:8786
 
 if command -v podman-compose >/dev/null 2>&1 && ! docker compose version >/dev/null 2>&1; then
     engine=podman
@@ -34,9 +39,13 @@ cleanup() {
     status=$?
     step "tear down (exit status $status)"
     if [ "$status" -ne 0 ]; then
-        $engine logs "$(container_of app)" 2>&1 | tail -40 || true
+        for service in api-1 proxy worker; do
+            echo "--- logs of $service"
+            $engine logs "$(container_of $service)" 2>&1 | tail -30 || true
+        done
     fi
-    $compose_command --profile ingest down -v >/dev/null 2>&1 || true
+    $compose_command --profile ingest --profile dask down -v >/dev/null 2>&1 || true
+    rm -rf "$wheel_dir"
     exit "$status"
 }
 trap cleanup EXIT
@@ -46,16 +55,45 @@ container_of() {  # id of the (latest) container of a compose service
         --filter "label=com.docker.compose.service=$1" | head -1
 }
 
-in_app() {  # run python inside the app container
-    $engine exec "$(container_of app)" python -c "$1"
+in_app() {  # run python inside the first API replica (or the service named by $2)
+    $engine exec "$(container_of "${2:-api-1}")" python -c "$1"
 }
+wheel_dir=$(mktemp -d)
 
-step "build $DEEPREGIME_IMAGE"
+step "build $DEEPREGIME_IMAGE and the proxy"
 if [ "$engine" = podman ]; then
     podman build --pull=never --network host --format docker -t "$DEEPREGIME_IMAGE" . | tail -3
+    podman build --pull=never --network host --format docker -t "$DEEPREGIME_PROXY_IMAGE" deploy/proxy | tail -3
 else
     docker build -t "$DEEPREGIME_IMAGE" . | tail -3
+    docker build -t "$DEEPREGIME_PROXY_IMAGE" deploy/proxy | tail -3
 fi
+
+step "the image's installed package is the project's wheel, file for file"
+# Built from a copy of the files git sees (tracked, or new and not ignored): a stale
+# build/ folder of an earlier build must not add files the image would not have.
+mkdir "$wheel_dir/src"
+git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t "$wheel_dir/src"
+python3 -m pip wheel --quiet --no-deps --wheel-dir "$wheel_dir" "$wheel_dir/src" >/dev/null
+python3 - "$wheel_dir"/deepregime-*.whl > "$wheel_dir/wheel.txt" <<'PY'
+import sys, zipfile
+names = zipfile.ZipFile(sys.argv[1]).namelist()
+print("\n".join(sorted(n for n in names if ".dist-info/" not in n)))
+PY
+$engine run --rm --entrypoint python "$DEEPREGIME_IMAGE" -c "
+import importlib, importlib.metadata as metadata
+files = [str(f) for f in metadata.files('deepregime') if '.dist-info/' not in str(f)
+         and not str(f).endswith('.pyc') and not str(f).startswith('..')]
+print('\n'.join(sorted(files)))
+# Every package the wheel ships imports in the serving image, except training (torch).
+for package in sorted({f.split('/')[0] for f in files if f.endswith('__init__.py')} - {'training'}):
+    importlib.import_module(package)
+" > "$wheel_dir/image.txt"
+if ! diff -u "$wheel_dir/wheel.txt" "$wheel_dir/image.txt"; then
+    echo "the image's installed files differ from the wheel's" >&2
+    exit 1
+fi
+echo "image = wheel: $(wc -l < "$wheel_dir/wheel.txt") files, packages: $(cut -d/ -f1 "$wheel_dir/wheel.txt" | sort -u | tr '\n' ' ')"
 
 # The compose lines of README's "Deployment" block, as written (a `#` comment ends each).
 mapfile -t readme_commands < <(
@@ -76,15 +114,31 @@ for command in "${readme_commands[@]}"; do
     rm -f "$log"
 done
 
-step "wait for the app's /health"
-for _ in $(seq 1 60); do
-    if in_app "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=2)" 2>/dev/null; then
-        break
-    fi
-    sleep 2
+wait_healthy() {  # until the service's /health answers inside its container
+    for _ in $(seq 1 90); do
+        if in_app "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=2)" "$1" 2>/dev/null; then
+            return 0
+        fi
+        sleep 2
+    done
+    echo "$1 never answered /health" >&2
+    return 1
+}
+step "wait for both replicas' /health"
+wait_healthy api-1
+wait_healthy api-2
+
+for replica in api-1 api-2; do
+    step "GET /regime/today from $replica"
+    in_app "
+import json, urllib.request
+body = json.load(urllib.request.urlopen('http://127.0.0.1:8000/regime/today', timeout=10))
+assert body['as_of'] == '2024-12-31' and body['regime'] in ('risk-on', 'caution', 'risk-off'), body
+print('$replica:', body['as_of'], body['regime'], body['exposure'])
+" "$replica"
 done
 
-step "GET /regime/today and /ready from the app container"
+step "GET /regime/today and /ready from the API replica"
 in_app "
 import json, urllib.request
 body = json.load(urllib.request.urlopen('http://127.0.0.1:8000/regime/today', timeout=10))
@@ -103,7 +157,7 @@ assert report['checks']['data']['ok'] is False and 'stale' in report['checks']['
 print('ready: 200 degraded (stale data)')
 "
 
-step "the dashboard and the offline docs from the app container"
+step "the dashboard and the offline docs from the API replica"
 in_app "
 import urllib.request
 for path in ('/dashboard', '/dashboard/static/dashboard.js', '/docs', '/docs/static/swagger-ui-bundle.js', '/redoc'):
@@ -112,12 +166,78 @@ for path in ('/dashboard', '/dashboard/static/dashboard.js', '/docs', '/docs/sta
     print(path, answer.status)
 "
 
-step "README's curl through the published port"
-curl -sf "localhost:$DEEPREGIME_PORT/regime/today" | python3 -c "
-import json, sys
-body = json.load(sys.stdin)
-print('host port $DEEPREGIME_PORT:', body['as_of'], body['regime'], body['exposure'])
-"
+step "README's curl through the published port (the proxy) reaches both replicas"
+python3 - "$DEEPREGIME_PORT" <<'PY'
+import json, sys, urllib.request
+served_by = set()
+for _ in range(20):
+    answer = urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/regime/today", timeout=10)
+    body = json.load(answer)
+    assert body["as_of"] == "2024-12-31", body
+    served_by.add(answer.headers["X-Served-By"])
+print("through the proxy:", body["as_of"], body["regime"], body["exposure"], "served by", sorted(served_by))
+assert served_by == {"api-1", "api-2"}, served_by
+PY
+
+step "a sweep on the Dask cluster (profile dask)"
+python3 - "$DEEPREGIME_PORT" <<'PY'
+import json, sys, time, urllib.request
+base = f"http://127.0.0.1:{sys.argv[1]}"
+request = {
+    "name": "container round trip",
+    "grid": {"trend": {"windows": [100, 200]}, "volatility": {"thresholds": [1.0, 1.05]}},
+    "pbo_blocks": 4,
+}
+posted = urllib.request.Request(base + "/sweeps", data=json.dumps(request).encode(),
+                                headers={"Content-Type": "application/json"}, method="POST")
+sweep = json.load(urllib.request.urlopen(posted, timeout=30))
+deadline = time.monotonic() + 300
+while sweep["status"] in ("queued", "running") and time.monotonic() < deadline:
+    time.sleep(2)
+    sweep = json.load(urllib.request.urlopen(f"{base}/sweeps/{sweep['id']}", timeout=10))
+print("sweep", sweep["id"], sweep["status"], sweep["done_variants"], "of", sweep["variants"],
+      "on", sweep["scheduler"], sweep["message"] or "")
+assert sweep["status"] == "done", sweep
+assert sweep["scheduler"] == "tcp://scheduler:8786", sweep["scheduler"]
+PY
+
+step "restart api-1 under load through the proxy: no request may fail"
+python3 - "$DEEPREGIME_PORT" <<'PY' > "$wheel_dir/load.txt" 2>&1 &
+import collections, sys, threading, time, urllib.request
+url = f"http://127.0.0.1:{sys.argv[1]}/regime/today"
+stop_at = time.monotonic() + 40
+outcomes = collections.Counter()
+lock = threading.Lock()
+def client():
+    while time.monotonic() < stop_at:
+        try:
+            answer = urllib.request.urlopen(url, timeout=15)
+            outcome = f"{answer.status} {answer.headers['X-Served-By']}"
+        except Exception as error:  # every failure counts, whatever its kind
+            outcome = f"failed: {error}"
+        with lock:
+            outcomes[outcome] += 1
+threads = [threading.Thread(target=client) for _ in range(4)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+print(dict(outcomes))
+failed = sum(n for outcome, n in outcomes.items() if not outcome.startswith("200 "))
+print(f"requests: {sum(outcomes.values())}, failed: {failed}")
+sys.exit(1 if failed else 0)
+PY
+load_pid=$!
+sleep 5
+$engine restart "$(container_of api-1)" >/dev/null
+wait_healthy api-1
+if ! wait "$load_pid"; then
+    cat "$wheel_dir/load.txt"
+    echo "requests failed while api-1 restarted" >&2
+    exit 1
+fi
+cat "$wheel_dir/load.txt"
+grep -q "200 api-1" "$wheel_dir/load.txt" || { echo "api-1 served nothing under load" >&2; exit 1; }
 
 step "activate the baked-in model through the admin API"
 in_app "

@@ -50,3 +50,24 @@ def test_compose_stack_serves_a_regime(market_dir):
     assert "valid /regime/today: 2024-12-31" in output
     assert "ready: 200 degraded (stale data)" in output
     assert "container test passed" in output
+
+
+def test_the_image_installs_the_wheel_and_copies_no_package_by_hand():
+    """The image once missed a package added after its COPY lines were written; it now
+    installs the wheel pyproject.toml builds. This guard runs without podman."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    packages = {
+        name.rstrip("*") for name in project["tool"]["setuptools"]["packages"]["find"]["include"]
+    }
+    dockerfile = (ROOT / "Dockerfile").read_text().splitlines()
+    copied = {
+        source.rstrip("/")
+        for line in dockerfile
+        if line.startswith("COPY ") and "--from" not in line
+        for source in line.split()[1:-1]
+    }
+    assert not copied & packages, f"copied by hand: {sorted(copied & packages)}"
+    assert any("pip wheel" in line for line in dockerfile)
+    assert any("pip install --no-deps /wheels/deepregime-" in line for line in dockerfile)
