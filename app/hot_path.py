@@ -19,10 +19,15 @@ from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.routes_regimes import RenderedToday, publication_in, today_clock, today_headers
-from app.schemas import ModelMappingName
+from app.routes_regimes import (
+    RenderedToday,
+    asked_variant,
+    publication_in,
+    today_clock,
+    today_headers,
+)
 from app.state import ServiceState
-from core.enums import Policy
+from core.errors import DeepRegimeError
 
 PATH = "/regime/today"
 _KNOWN = {"policy", "mapping"}
@@ -51,12 +56,11 @@ class TodayFastPath:
         if query is None:
             return 0
         try:
-            policy = Policy(query["policy"]) if "policy" in query else None
-            mapping = ModelMappingName(query["mapping"]) if "mapping" in query else None
-        except ValueError:
+            policy, mapping = asked_variant(
+                state.settings, query.get("policy"), query.get("mapping")
+            )
+        except DeepRegimeError:
             return 0  # the route names the bad value (422)
-        policy = policy or state.settings.default_policy
-        mapping = mapping or ModelMappingName(state.settings.model_mapping)
         now = (await today_clock(scope["app"]))()
         key = ("today", policy, mapping, state.calendar.expected_last_session(now))
         rendered: RenderedToday | None = state.cache.current(key)

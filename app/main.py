@@ -26,7 +26,7 @@ from contextlib import asynccontextmanager
 from functools import partial
 from importlib.metadata import PackageNotFoundError, version
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
@@ -51,6 +51,7 @@ from app.limits import BodySizeLimit
 from app.metrics import MetricsMiddleware, ServiceMetrics
 from app.openapi import install_docs, install_openapi
 from app.problems import install_problem_handlers
+from app.query_names import reject_unknown_query
 from app.scheduling import start_scheduler
 from app.settings import Settings, get_settings
 from app.startup import start_service
@@ -121,6 +122,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,  # served by install_docs from packaged assets (no CDN)
         redoc_url=None,
+        # A query parameter a route does not declare is a 422 naming it, on every route.
+        dependencies=[Depends(reject_unknown_query)],
     )
     app.state.settings = settings
     app.state.metrics = ServiceMetrics()

@@ -31,12 +31,13 @@ from app.deps import Clock, EngineDep, PredictorDep, SettingsDep, StateDep, get_
 from app.problems import problem
 from app.research import Database, HistoryJob, ModelFacts, ResearchBusy
 from app.schemas import Format, ModelMappingName, Problem, RegimePage, RegimeReport
+from app.settings import Settings
 from app.state import ServiceState
 from core.enums import Policy
 from core.errors import DataValidationError, NoDataError, NotFoundError
 from inference.in_sample import ModelHistory
 from operations import answers, rule_sets
-from operations.publish import variant_for
+from operations.publish import PolicyName, parse_variant, variant_for
 from operations.revisions import is_revised
 from operations.rule_sets import RuleSetPage, RuleSetReport
 from operations.schedule import next_run_at
@@ -44,14 +45,13 @@ from store.ledger import latest_publication, latest_publication_id, publication_
 
 router = APIRouter(tags=["regimes"])
 
-PolicyQuery = Annotated[
-    Policy | None,
-    Query(description="rules | model | ensemble (default: DEEPREGIME_DEFAULT_POLICY)."),
-]
-MappingQuery = Annotated[
-    ModelMappingName | None,
-    Query(description="Mapping under policy 'model' (default: DEEPREGIME_MODEL_MAPPING)."),
-]
+POLICY_DESCRIPTION = (
+    "rules | ensemble | model | model:filter | model:leveraged, as the ledger names them "
+    "(default: DEEPREGIME_DEFAULT_POLICY; `model` alone: DEEPREGIME_MODEL_MAPPING)."
+)
+MAPPING_DESCRIPTION = "Another way to name the mapping under policy 'model' (model:<mapping>)."
+PolicyQuery = Annotated[PolicyName | None, Query(description=POLICY_DESCRIPTION)]
+MappingQuery = Annotated[ModelMappingName | None, Query(description=MAPPING_DESCRIPTION)]
 ERRORS = {
     404: {"model": Problem, "description": "No regime on that day."},
     422: {"model": Problem, "description": "A bad parameter, named."},
@@ -130,6 +130,19 @@ async def today_clock(app: FastAPI) -> Clock:
     return await clock if inspect.isawaitable(clock) else clock
 
 
+def asked_variant(
+    settings: Settings, policy: str | None, mapping: str | None
+) -> tuple[Policy, ModelMappingName]:
+    """The policy and model mapping a request asks for, the service's defaults filled in."""
+    variant = parse_variant(
+        policy,
+        mapping,
+        default_policy=settings.default_policy,
+        default_mapping=ModelMappingName(settings.model_mapping),
+    )
+    return variant.policy, variant.mapping or ModelMappingName(settings.model_mapping)
+
+
 def _enum_query(request: Request, name: str, kind: type[E]) -> E | None:
     """Query parameter ``name`` as a member of ``kind`` (None when absent); an unknown
     value is the same 422 FastAPI gives for a declared parameter."""
@@ -154,8 +167,8 @@ TODAY_PARAMETERS = [
         "schema": {"type": "string", "enum": [member.value for member in kind]},
     }
     for name, kind, description in (
-        ("policy", Policy, "rules | model | ensemble (default: DEEPREGIME_DEFAULT_POLICY)."),
-        ("mapping", ModelMappingName, "Under policy 'model' (default: DEEPREGIME_MODEL_MAPPING)."),
+        ("policy", PolicyName, POLICY_DESCRIPTION),
+        ("mapping", ModelMappingName, MAPPING_DESCRIPTION),
     )
 ] + [
     {
@@ -189,9 +202,10 @@ async def regime_today(request: Request) -> Response:
     state: ServiceState = request.app.state.service
     if "rule_set" in request.query_params:
         return await _rule_set_today(request, state)
-    policy = _enum_query(request, "policy", Policy) or state.settings.default_policy
-    mapping = _enum_query(request, "mapping", ModelMappingName) or ModelMappingName(
-        state.settings.model_mapping
+    policy, mapping = asked_variant(
+        state.settings,
+        _enum_query(request, "policy", PolicyName),
+        _enum_query(request, "mapping", ModelMappingName),
     )
     now = (await today_clock(request.app))()
     expected = state.calendar.expected_last_session(now)
@@ -272,8 +286,7 @@ def regime_on(
                 key = rule_sets.policy_key(item.name)
                 return _as_known_at(connection, day, key, as_known_at)
             return rule_sets.rule_set_report(connection, item, day=day)
-    policy = policy or state.settings.default_policy
-    mapping = mapping or ModelMappingName(state.settings.model_mapping)
+    policy, mapping = asked_variant(state.settings, policy, mapping)
     with engine.connect() as connection:  # see app.deps: checked out on this thread
         if as_known_at is not None:
             return _as_known_at(connection, day, variant_for(policy, mapping).key, as_known_at)
@@ -357,6 +370,7 @@ async def regimes(
                 f"at most {settings.max_page_size} days per page, got {value}",
                 field=f"query.{name}",
             )
+    asked_policy, asked_mapping = asked_variant(settings, policy, mapping)
     if rule_set is not None:
         if format is Format.CSV:
             raise DataValidationError(
@@ -375,8 +389,8 @@ async def regimes(
             "end": end,
             "cursor": cursor,
             "limit": limit,
-            "policy": policy or settings.default_policy,
-            "mapping": mapping or ModelMappingName(settings.model_mapping),
+            "policy": asked_policy,
+            "mapping": asked_mapping,
             "descending": order is HistoryOrder.DESC,
             "latest": latest,
             "model_history": model_history,

@@ -13,12 +13,14 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 import pandas as pd
 from sqlalchemy import Connection, select
 
 from core.enums import Policy
+from core.errors import DataValidationError
 from core.rules import RuleSet
 from operations.answers import ModelMappingName, RegimeReport, regime_report
 from operations.models import ModelSlot
@@ -48,6 +50,55 @@ class Variant:
 
 def variant_for(policy: Policy, mapping: ModelMappingName) -> Variant:
     return Variant(policy, mapping if policy is Policy.MODEL else None)
+
+
+# The policy names clients may ask for: the ledger's names, plus ``model`` alone (the
+# service's default mapping). The same words in queries, the ledger, docs and dashboard.
+PolicyName = StrEnum(  # type: ignore[misc]
+    "PolicyName",
+    {
+        name.replace(":", "_").upper(): name
+        for name in [policy.value for policy in Policy]
+        + [f"{Policy.MODEL.value}:{mapping.value}" for mapping in ModelMappingName]
+    },
+)
+
+
+def parse_variant(
+    policy: str | None,
+    mapping: str | None,
+    *,
+    default_policy: Policy,
+    default_mapping: ModelMappingName,
+) -> Variant:
+    """The answer ``?policy=`` (and the older ``?mapping=``) ask for.
+
+    ``policy`` is a ledger name (``rules``, ``ensemble``, ``model:filter``, ...) or
+    ``model`` (the default mapping); ``mapping`` may name the mapping separately, but
+    not contradict the policy. DataValidationError names the bad parameter (422).
+    """
+    name, _, named_mapping = (policy or default_policy.value).partition(":")
+    try:
+        chosen = Policy(name)
+    except ValueError:
+        raise DataValidationError(
+            f"unknown policy {policy!r}: one of {', '.join(PolicyName)}", field="query.policy"
+        ) from None
+    try:
+        mappings = {ModelMappingName(text) for text in (named_mapping, mapping) if text}
+    except ValueError:
+        known = ", ".join(member.value for member in ModelMappingName)
+        field = "query.policy" if named_mapping else "query.mapping"
+        raise DataValidationError(f"unknown model mapping: one of {known}", field=field) from None
+    if named_mapping and chosen is not Policy.MODEL:
+        raise DataValidationError(
+            f"only policy 'model' has a mapping, got {policy!r}", field="query.policy"
+        )
+    if len(mappings) > 1:
+        raise DataValidationError(
+            f"policy {policy!r} and mapping {mapping!r} disagree", field="query.mapping"
+        )
+    return variant_for(chosen, mappings.pop() if mappings else default_mapping)
 
 
 def served_variants(model: ModelSlot) -> list[Variant]:

@@ -130,7 +130,13 @@ def test_openapi_documents_the_routes_with_examples(client):
         "/admin/models/{version}/activate",
     } <= set(spec["paths"])
     today = {p["name"]: p for p in spec["paths"]["/regime/today"]["get"]["parameters"]}
-    assert today["policy"]["schema"]["enum"] == ["rules", "model", "ensemble"]
+    assert today["policy"]["schema"]["enum"] == [
+        "rules",
+        "model",
+        "ensemble",
+        "model:filter",
+        "model:leveraged",
+    ]
     assert today["mapping"]["schema"]["enum"] == ["filter", "leveraged"]
     report = spec["components"]["schemas"]["RegimeReport"]
     assert report["examples"][0]["rules"]["filters"]["volatility"]["state"] == "firing"
