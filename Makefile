@@ -25,9 +25,10 @@ $(VENV)/.installed-serving: pyproject.toml | $(BIN)/python
 	$(call timed,$(BIN)/pip install -q -e .)
 	@touch $@
 
-$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+$(VENV)/.installed-dev: pyproject.toml clients/python/pyproject.toml | $(BIN)/python
 	$(call step,"installing the service with the train and dev extras (torch CPU; several minutes the first time; skipped until pyproject.toml changes)")
 	$(call timed,$(BIN)/pip install -q -e $(DEV_EXTRAS))
+	$(BIN)/pip install -q -e clients/python
 	@touch $@ $(VENV)/.installed-serving
 
 install: $(VENV)/.installed-serving  ## serving install (no torch)
