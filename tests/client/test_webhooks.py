@@ -21,6 +21,7 @@ from deepregime_client import (
 from tests.app.conftest import API_KEY, LAST_DAY, admin, load_market
 from tests.app.test_regime_stream import serving
 from tests.client.conftest import service_settings
+from tests.client.test_readme import readme_examples
 
 
 class Capture:
@@ -58,7 +59,7 @@ def capture() -> Iterator[Capture]:
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_deliveries_the_service_signed_are_verified_and_read(
-    database_url: str, csv_folder: Path, tmp_path: Path, capture: Capture
+    database_url: str, csv_folder: Path, tmp_path: Path, capture: Capture, capsys
 ):
     with serving(service_settings(database_url, tmp_path)) as served:
         created = httpx.post(
@@ -83,6 +84,11 @@ def test_deliveries_the_service_signed_are_verified_and_read(
     # The model reads exactly what the service sends.
     assert set(event.data) == set(RegimeChange.model_fields)
     assert set(WebhookEvent.model_fields) == {"id", *event.model_dump(exclude={"id"})}
+
+    # README's receiver example, as written, on this delivery.
+    example = compile(readme_examples()[1], "README.md", "exec")
+    exec(example, {"secret": created["secret"], "body": change_body, "headers": change_headers})
+    assert capsys.readouterr().out == "2012-04-05 None -> risk-off 0.0\n"
 
     test_event = verifier.verify(test_body.decode(), test_headers)
     assert test_event.type == "webhook.test" and test_event.regime_change is None
