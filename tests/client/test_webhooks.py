@@ -1,9 +1,11 @@
 """The webhook verifier against deliveries the service signed: a subscription made
-through the admin API, then the daily cycle publishing the market and notifying it."""
+through the admin API, a regime change queued as the daily cycle queues it, sent by the
+service's background delivery; and the admin API's test event."""
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -11,17 +13,18 @@ from pathlib import Path
 import httpx
 import pytest
 from deepregime_client import (
-    Client,
     RegimeChange,
     WebhookEvent,
     WebhookVerificationError,
     WebhookVerifier,
 )
 
-from tests.app.conftest import API_KEY, LAST_DAY, admin, load_market
+from store.repository import utcnow
+from tests.app.conftest import admin
 from tests.app.test_regime_stream import serving
 from tests.client.conftest import service_settings
 from tests.client.test_readme import readme_examples
+from tests.operations.test_notifications import publish
 
 
 class Capture:
@@ -59,15 +62,25 @@ def capture() -> Iterator[Capture]:
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_deliveries_the_service_signed_are_verified_and_read(
-    database_url: str, csv_folder: Path, tmp_path: Path, capture: Capture, capsys
+    database_url: str, engine, tmp_path: Path, capture: Capture, capsys
 ):
-    with serving(service_settings(database_url, tmp_path)) as served:
+    settings = service_settings(
+        database_url,
+        tmp_path,
+        webhook_poll_s=0.1,  # the service's background delivery
+        webhook_allowed_networks=["127.0.0.1/32"],  # the loopback receiver
+    )
+    with serving(settings) as served:
         created = httpx.post(
             f"{served.url}/admin/webhooks", headers=admin(), json={"url": capture.url}
         ).json()
-        load_market(database_url, csv_folder)  # publishes, then notifies the subscriber
-        with Client(served.url, api_key=API_KEY) as client:
-            published = client.today()
+        # A regime change published and queued, as the daily cycle does.
+        publication, queued = publish(engine, regime="risk-off", exposure=0.0, now=utcnow())
+        assert queued == 1
+        deadline = time.monotonic() + 15
+        while not capture.received:
+            assert time.monotonic() < deadline, "the service never delivered the event"
+            time.sleep(0.05)
         sent = httpx.post(f"{served.url}/admin/webhooks/{created['id']}/test", headers=admin())
         assert sent.json()["delivered"] is True
 
@@ -78,8 +91,8 @@ def test_deliveries_the_service_signed_are_verified_and_read(
     assert (event.type, event.id) == ("regime.changed", change_headers["webhook-id"])
     change = event.regime_change
     assert isinstance(change, RegimeChange)
-    assert (change.day, change.regime, change.exposure) == (LAST_DAY, "risk-off", 0.0)
-    assert change.publication_id == published.publication_id
+    assert (change.day, change.regime, change.exposure) == (publication.day, "risk-off", 0.0)
+    assert change.publication_id == publication.id
     assert (change.previous_publication_id, change.previous_regime) == (None, None)
     # The model reads exactly what the service sends.
     assert set(event.data) == set(RegimeChange.model_fields)
@@ -88,7 +101,7 @@ def test_deliveries_the_service_signed_are_verified_and_read(
     # README's receiver example, as written, on this delivery.
     example = compile(readme_examples()[1], "README.md", "exec")
     exec(example, {"secret": created["secret"], "body": change_body, "headers": change_headers})
-    assert capsys.readouterr().out == "2012-04-05 None -> risk-off 0.0\n"
+    assert capsys.readouterr().out == f"{publication.day} None -> risk-off 0.0\n"
 
     test_event = verifier.verify(test_body.decode(), test_headers)
     assert test_event.type == "webhook.test" and test_event.regime_change is None

@@ -44,14 +44,12 @@ class AsyncClient(ClientBase[httpx.AsyncClient]):
     ) -> AsyncIterator[RegimeReport]:
         """See ``Client.stream``."""
         cursor = StreamCursor(retry or self.retry, last_event_id)
-        options = {
-            "params": query(policy=policy, market=market),
-            "timeout": self.stream_timeout(read_timeout_s),
-        }
+        params = query(policy=policy, market=market)
+        timeout = self.stream_timeout(read_timeout_s)
         while True:
             try:
                 async with self._http.stream(
-                    "GET", PATH, headers=cursor.headers(), **options
+                    "GET", PATH, params=params, headers=cursor.headers(), timeout=timeout
                 ) as response:
                     if not response.is_success:
                         await response.aread()  # the problem body

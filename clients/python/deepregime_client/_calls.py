@@ -56,7 +56,8 @@ class operation(Generic[P, T]):  # noqa: N801 - used as a decorator
 
     def __init__(self, plan: Callable[P, Plan[T]]) -> None:
         self.plan = plan
-        functools.update_wrapper(self, plan)
+        self.__name__ = plan.__name__
+        self.__doc__ = plan.__doc__
 
     @overload
     def __get__(self, client: None, owner: type) -> operation[P, T]: ...
