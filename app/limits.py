@@ -5,28 +5,42 @@
   answered 413 at once; a body sent without one (chunked) is counted as it arrives
   and cut off at the bound. A body not complete ``body_timeout_s`` after the
   handler first asks for it is answered 408 and the connection closed.
-- ``LimitedHttpToolsProtocol`` (uvicorn's HTTP protocol with two more bounds): a
-  request head (request line and headers) over ``DEEPREGIME_HTTP_MAX_HEAD_BYTES`` is
-  answered 431, and one not complete within ``DEEPREGIME_HTTP_HEAD_TIMEOUT_S`` of
-  its first byte (or of the connection opening) 408; both close the connection.
-- ``server_options(settings)``: those plus uvicorn's own keep-alive timeout and
-  bound on open connections (beyond it 503), for ``deepregime serve`` and the
-  benchmarks alike.
+- ``LimitedHttpToolsProtocol`` (uvicorn's HTTP protocol with more bounds): a
+  connection that sends nothing within ``DEEPREGIME_HTTP_FIRST_BYTE_TIMEOUT_S`` is
+  closed; a request head (request line and headers) over
+  ``DEEPREGIME_HTTP_MAX_HEAD_BYTES`` is answered 431, and one not complete within
+  ``DEEPREGIME_HTTP_HEAD_TIMEOUT_S`` of its first byte 408; both close the connection.
+  Open connections are capped per client address
+  (``DEEPREGIME_HTTP_MAX_CONNECTIONS_PER_CLIENT``) and in all
+  (``DEEPREGIME_HTTP_MAX_CONNECTIONS``) by ``ConnectionTable``: over a cap the oldest
+  idle connection is closed to make room, so idle connections never turn a request
+  away; only when every connection over the cap has a request in flight is the new
+  one answered 429 (its address's cap) or 503 (the server's).
+- ``server_options(settings)``: the protocol and uvicorn's own keep-alive timeout,
+  for ``deepregime serve`` and the benchmarks alike.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
+import logging
+import time
+import weakref
+from collections import OrderedDict
 from http import HTTPStatus
-from typing import Any
+from typing import Any, NamedTuple
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.server import ServerState
 
 from app.problems import PROBLEM_JSON
 from app.settings import Settings, get_settings
+
+log = logging.getLogger("deepregime.app")
 
 
 class BodyTooLarge(HTTPException):
@@ -126,12 +140,21 @@ class BodySizeLimit:
         await send({"type": "http.response.body", "body": body})
 
 
-async def _send_problem(send: Send, status: int, detail: str, *, close: bool = False) -> None:
+async def _send_problem(
+    send: Send,
+    status: int,
+    detail: str,
+    *,
+    close: bool = False,
+    retry_after_s: int | None = None,
+) -> None:
     body = _problem_body(status, detail)
     headers = [
         (b"content-type", PROBLEM_JSON.encode()),
         (b"content-length", str(len(body)).encode()),
     ]
+    if retry_after_s is not None:
+        headers.append((b"retry-after", str(retry_after_s).encode()))
     if close:
         headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -148,63 +171,233 @@ def _problem_body(status: int, detail: str) -> bytes:
     return json.dumps(document).encode()
 
 
-class LimitedHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, refusing oversized (431) and slow (408) request heads.
+# --- open connections ----------------------------------------------------------------------
 
-    Head bytes are counted from the first byte of a request until its headers are
-    parsed; the deadline runs from the connection's opening (or a request's first
-    byte on a kept-alive connection) to the end of the headers. Idle kept-alive
-    connections are closed by uvicorn's own ``timeout_keep_alive``.
+
+class AddressSet:
+    """Addresses and networks written as uvicorn's ``--forwarded-allow-ips`` (comma
+    separated; ``*``: every address)."""
+
+    def __init__(self, written: str | list[str]) -> None:
+        items = written.split(",") if isinstance(written, str) else written
+        items = [item.strip() for item in items if item.strip()]
+        self.everything = "*" in items
+        self.networks = []
+        for item in items:
+            try:
+                self.networks.append(ipaddress.ip_network(item, strict=False))
+            except ValueError:
+                continue  # a name or a socket path: never a peer address here
+
+    def __contains__(self, address: str) -> bool:
+        if self.everything:
+            return True
+        try:
+            parsed = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(parsed in network for network in self.networks)
+
+
+class Refusal(NamedTuple):
+    """Why every request of a connection is answered with a problem instead of the app."""
+
+    status: int
+    detail: str
+
+
+class ConnectionTable:
+    """The open connections of one server (one worker process), and its two caps.
+
+    A connection is *waiting* while none of its requests is in flight: before its first
+    request head is complete (``fresh``) or kept alive between requests (``kept``), each
+    in the order it started waiting. Over a cap, the oldest waiting connection is closed
+    to make room (fresh ones first: a kept-alive one has sent a whole request before), so
+    held idle connections never turn a request away. Only when every connection over the
+    cap is busy is the new one refused. Addresses in ``uncapped`` (the proxies trusted to
+    forward client addresses, which carry many clients) have no per-address cap.
+    """
+
+    LOG_EVERY_S = 10.0
+
+    def __init__(self, max_connections: int, max_per_client: int, uncapped: AddressSet) -> None:
+        self.max_connections = max_connections
+        self.max_per_client = max_per_client
+        self.uncapped = uncapped
+        self.address_of: dict[LimitedHttpToolsProtocol, str] = {}
+        self.by_address: dict[str, set[LimitedHttpToolsProtocol]] = {}
+        self.fresh: OrderedDict[LimitedHttpToolsProtocol, None] = OrderedDict()
+        self.kept: OrderedDict[LimitedHttpToolsProtocol, None] = OrderedDict()
+        self._closed = self._refused = 0
+        self._logged_at = time.monotonic()
+
+    def __len__(self) -> int:
+        return len(self.address_of)
+
+    def admit(self, connection: LimitedHttpToolsProtocol, address: str) -> Refusal | None:
+        """Count a new connection; make room for it, or say why it is refused."""
+        self.address_of[connection] = address
+        self.by_address.setdefault(address, set()).add(connection)
+        self.fresh[connection] = None
+        refusal = None
+        mine = self.by_address[address]
+        if address not in self.uncapped and len(mine) > self.max_per_client:
+            if not self._close_oldest_waiting(lambda other: other in mine, besides=connection):
+                refusal = Refusal(
+                    429,
+                    f"more than {self.max_per_client} connections open from {address}, "
+                    "each with a request in flight (DEEPREGIME_HTTP_MAX_CONNECTIONS_PER_CLIENT)",
+                )
+        if refusal is None and len(self) > self.max_connections:
+            if not self._close_oldest_waiting(lambda _: True, besides=connection):
+                refusal = Refusal(
+                    503,
+                    f"more than {self.max_connections} connections open, each with a "
+                    "request in flight (DEEPREGIME_HTTP_MAX_CONNECTIONS)",
+                )
+        if refusal is not None:
+            self._refused += 1
+            self._report()
+        return refusal
+
+    def busy(self, connection: LimitedHttpToolsProtocol) -> None:
+        self.fresh.pop(connection, None)
+        self.kept.pop(connection, None)
+
+    def waiting(self, connection: LimitedHttpToolsProtocol) -> None:
+        if connection in self.address_of:
+            self.kept[connection] = None
+
+    def remove(self, connection: LimitedHttpToolsProtocol) -> None:
+        address = self.address_of.pop(connection, None)
+        if address is None:
+            return
+        self.busy(connection)
+        peers = self.by_address[address]
+        peers.discard(connection)
+        if not peers:
+            del self.by_address[address]
+
+    def _close_oldest_waiting(self, eligible: Any, *, besides: LimitedHttpToolsProtocol) -> bool:
+        for queue in (self.fresh, self.kept):
+            for connection in queue:
+                if connection is not besides and eligible(connection):
+                    self.remove(connection)
+                    connection.close_idle()
+                    self._closed += 1
+                    self._report()
+                    return True
+        return False
+
+    def _report(self) -> None:
+        """A flood closes or refuses thousands of connections: one line every few seconds."""
+        now = time.monotonic()
+        if now - self._logged_at < self.LOG_EVERY_S:
+            return
+        log.warning(
+            "connection caps: %d idle connection(s) closed to make room, %d refused "
+            "in the last %.0f s (%d open)",
+            self._closed,
+            self._refused,
+            now - self._logged_at,
+            len(self),
+        )
+        self._closed = self._refused = 0
+        self._logged_at = now
+
+
+# One table per server (its ServerState): each worker process has its own.
+_TABLES: weakref.WeakKeyDictionary[ServerState, ConnectionTable] = weakref.WeakKeyDictionary()
+
+
+class LimitedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with the connection caps, and bounds on request heads.
+
+    A new connection has ``first_byte_timeout_s`` to start its request (then it is
+    closed, without an answer: it asked nothing); from a request's first byte, its head
+    has ``head_timeout_s`` to be complete (408) and at most ``max_head_bytes`` (431).
+    Idle kept-alive connections are closed by uvicorn's own ``timeout_keep_alive``.
     """
 
     # None: from the environment's settings (``uvicorn --http app.limits:LimitedHttpToolsProtocol``,
     # and each worker process of ``deepregime serve --workers N``).
     max_head_bytes: int | None = None
     head_timeout_s: float | None = None
+    first_byte_timeout_s: float | None = None
+    max_connections: int | None = None
+    max_connections_per_client: int | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        if self.max_head_bytes is None or self.head_timeout_s is None:
-            settings = get_settings()
-            self.max_head_bytes = settings.http_max_head_bytes
-            self.head_timeout_s = settings.http_head_timeout_s
+        if self.max_head_bytes is None:
+            configured = limited_protocol(get_settings())
+            for name in BOUNDS:
+                setattr(self, name, getattr(configured, name))
         self._awaiting_head = True
         self._head_bytes = 0
         self._head_deadline: asyncio.TimerHandle | None = None
+        self._table: ConnectionTable | None = None
+        self._refusal: Refusal | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._arm_head_deadline()
+        table = _TABLES.get(self.server_state)
+        if table is None:
+            table = _TABLES[self.server_state] = ConnectionTable(
+                self.max_connections,  # type: ignore[arg-type]
+                self.max_connections_per_client,  # type: ignore[arg-type]
+                AddressSet(self.config.forwarded_allow_ips),
+            )
+        self._table = table
+        self._refusal = table.admit(self, self.client[0] if self.client else "")
+        self._arm_head_deadline(self.first_byte_timeout_s)  # type: ignore[arg-type]
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_head_deadline()
+        if self._table is not None:
+            self._table.remove(self)
         super().connection_lost(exc)
+
+    def close_idle(self) -> None:
+        """Closed to make room for another connection (it has no request in flight)."""
+        self._disarm_head_deadline()
+        if not self.transport.is_closing():
+            self.transport.close()
 
     def data_received(self, data: bytes) -> None:
         if self._awaiting_head:
             self._head_bytes += len(data)
         super().data_received(data)
-        if self._awaiting_head and self._head_bytes > self.max_head_bytes:
+        if self._awaiting_head and self._head_bytes > self.max_head_bytes:  # type: ignore[operator]
             self._refuse(431, f"request head over {self.max_head_bytes} bytes")
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        if self._head_deadline is None:
-            self._arm_head_deadline()
+        self._arm_head_deadline(self.head_timeout_s)  # type: ignore[arg-type]
 
     def on_headers_complete(self) -> None:
         self._awaiting_head = False
         self._head_bytes = 0
         self._disarm_head_deadline()
+        if self._table is not None:
+            self._table.busy(self)
+        if self._refusal is not None:
+            self.app = _refusing_app(self._refusal)  # this connection's every request
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
         self._awaiting_head = True  # what arrives next is the next request's head
 
-    def _arm_head_deadline(self) -> None:
+    def on_response_complete(self) -> None:
+        pipelined = bool(self.pipeline)  # the next request starts at once: still busy
+        super().on_response_complete()
+        if self._table is not None and not pipelined and not self.transport.is_closing():
+            self._table.waiting(self)
+
+    def _arm_head_deadline(self, timeout_s: float) -> None:
         self._disarm_head_deadline()
-        self._head_deadline = self.loop.call_later(self.head_timeout_s, self._head_too_slow)
+        self._head_deadline = self.loop.call_later(timeout_s, self._head_too_slow)
 
     def _disarm_head_deadline(self) -> None:
         if self._head_deadline is not None:
@@ -213,7 +406,11 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def _head_too_slow(self) -> None:
         self._head_deadline = None
-        if self._awaiting_head:
+        if not self._awaiting_head or self.transport.is_closing():
+            return
+        if self._head_bytes == 0:
+            self.transport.close()  # nothing was asked: nothing to answer
+        else:
             self._refuse(408, f"request head not received within {self.head_timeout_s:g} s")
 
     def _refuse(self, status: int, detail: str) -> None:
@@ -229,6 +426,24 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
+def _refusing_app(refusal: Refusal) -> ASGIApp:
+    """Answers every request with the refusal, then closes the connection."""
+
+    async def refuse(scope: Scope, receive: Receive, send: Send) -> None:
+        await _send_problem(send, refusal.status, refusal.detail, close=True, retry_after_s=1)
+
+    return refuse
+
+
+BOUNDS = (
+    "max_head_bytes",
+    "head_timeout_s",
+    "first_byte_timeout_s",
+    "max_connections",
+    "max_connections_per_client",
+)
+
+
 def limited_protocol(settings: Settings) -> type[LimitedHttpToolsProtocol]:
     """The protocol class with the settings' bounds."""
     return type(
@@ -237,16 +452,22 @@ def limited_protocol(settings: Settings) -> type[LimitedHttpToolsProtocol]:
         {
             "max_head_bytes": settings.http_max_head_bytes,
             "head_timeout_s": settings.http_head_timeout_s,
+            "first_byte_timeout_s": settings.http_first_byte_timeout_s,
+            "max_connections": settings.http_max_connections,
+            "max_connections_per_client": settings.http_max_connections_per_client,
         },
     )
 
 
 def server_options(settings: Settings, *, from_environment: bool = False) -> dict[str, Any]:
     """uvicorn keyword arguments carrying the settings' HTTP limits. ``from_environment``:
-    name the protocol by import path, for worker processes that read the environment."""
+    name the protocol by import path, for worker processes that read the environment.
+
+    uvicorn's own ``limit_concurrency`` is left off: it counts idle connections as
+    load, so a client holding idle connections would have every request answered
+    503; the protocol's ``ConnectionTable`` closes idle ones instead."""
     protocol: str | type = "app.limits:LimitedHttpToolsProtocol"
     return {
         "http": protocol if from_environment else limited_protocol(settings),
         "timeout_keep_alive": settings.http_keepalive_s,
-        "limit_concurrency": settings.http_max_connections,
     }

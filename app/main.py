@@ -47,7 +47,9 @@ from app import (
 from app.dashboard import STATIC_DIR as DASHBOARD_STATIC
 from app.dashboard import router as dashboard_router
 from app.hot_path import TodayFastPath
+from app.iso_params import require_iso_dates
 from app.limits import BodySizeLimit
+from app.methods import AllowHeader
 from app.metrics import MetricsMiddleware, ServiceMetrics
 from app.openapi import install_docs, install_openapi
 from app.problems import install_problem_handlers
@@ -122,12 +124,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,  # served by install_docs from packaged assets (no CDN)
         redoc_url=None,
-        # A query parameter a route does not declare is a 422 naming it, on every route.
-        dependencies=[Depends(reject_unknown_query)],
+        # A query parameter a route does not declare is a 422 naming it, on every route;
+        # so is a date or time parameter that is not ISO text.
+        dependencies=[Depends(reject_unknown_query), Depends(require_iso_dates)],
     )
     app.state.settings = settings
     app.state.metrics = ServiceMetrics()
     install_problem_handlers(app)
+    app.add_middleware(AllowHeader)  # inside CORS: preflights are CORS's
     if settings.cors_origins:  # closed unless origins are configured
         app.add_middleware(
             CORSMiddleware,

@@ -3,8 +3,10 @@
 FastAPI documents declared error responses as ``application/json`` and its own
 422 with a body the service never sends. This rewrites each error response to
 the ``application/problem+json`` body the handlers in app/problems.py return,
-and adds the statuses any operation can answer: 422 (bad input), 500 (last
-resort) and, for routes that read the database, 503.
+and adds the statuses any operation can answer: 422 (bad input, a body that is
+not JSON included), 500 (last resort) and, for routes that read the database, 503.
+Creating operations carry OpenAPI ``links`` to the operations that read what
+they created (``LINKS``).
 
 Every request body and the main responses carry an example (app/openapi_examples.json,
 real answers of the service on the shipped data; tests check each against its schema).
@@ -62,6 +64,74 @@ def _with_problem_schemas(schema: dict[str, Any]) -> dict[str, Any]:
                 response["content"] = {PROBLEM_JSON: {"schema": problem}}
     for unused in ("HTTPValidationError", "ValidationError"):
         components.pop(unused, None)
+    return schema
+
+
+# OpenAPI links: where the id a creating operation answers is used next, so a client
+# (or a fuzzer's stateful phase) can follow a stored run, sweep, subscription or rule
+# set from its creation. (creating operation, status, parameter, where the value is,
+# operations taking it as that path parameter)
+LINKS: tuple[tuple[str, str, str, str, tuple[str, ...]], ...] = (
+    (
+        "POST /backtest",
+        "201",
+        "run_id",
+        "$response.header.X-Backtest-Id",
+        (
+            "GET /backtest/{run_id}",
+            "GET /backtest/{run_id}/report",
+            "GET /backtest/{run_id}/figures/{figure}.{image_format}",
+        ),
+    ),
+    (
+        "POST /sweeps",
+        "202",
+        "sweep_id",
+        "$response.body#/id",
+        (
+            "GET /sweeps/{sweep_id}",
+            "GET /sweeps/{sweep_id}/results",
+            "POST /sweeps/{sweep_id}/cancel",
+            "POST /sweeps/{sweep_id}/rerun",
+        ),
+    ),
+    (
+        "POST /admin/webhooks",
+        "201",
+        "subscription_id",
+        "$response.body#/id",
+        (
+            "GET /admin/webhooks/{subscription_id}",
+            "GET /admin/webhooks/{subscription_id}/deliveries",
+            "POST /admin/webhooks/{subscription_id}/test",
+            "DELETE /admin/webhooks/{subscription_id}",
+        ),
+    ),
+    ("POST /rule-sets", "201", "name", "$response.body#/name", ("GET /rule-sets/{name}",)),
+)
+
+
+def _with_links(schema: dict[str, Any]) -> dict[str, Any]:
+    paths = schema.get("paths", {})
+
+    def operation(label: str) -> dict[str, Any] | None:
+        method, path = label.split(" ", 1)
+        return paths.get(path, {}).get(method.lower())
+
+    for source, status, parameter, value, targets in LINKS:
+        created = operation(source)
+        if created is None or status not in created.get("responses", {}):
+            continue
+        links = created["responses"][status].setdefault("links", {})
+        for target in targets:
+            found = operation(target)
+            if found is None:
+                continue
+            links[found["operationId"]] = {
+                "operationId": found["operationId"],
+                "parameters": {parameter: value},
+                "description": f"{target} of what this created.",
+            }
     return schema
 
 
@@ -131,7 +201,7 @@ def install_openapi(app: FastAPI) -> None:
                 description=app.description,
                 routes=app.routes,
             )
-            app.openapi_schema = _with_examples(_with_problem_schemas(schema))
+            app.openapi_schema = _with_links(_with_examples(_with_problem_schemas(schema)))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

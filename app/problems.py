@@ -4,6 +4,8 @@
 |------------------------------------------|--------|---------------------------------------|
 | HTTPException (404, 401, 403, 409, ...)  | its own| handlers and routing                  |
 | RequestValidationError                   | 422    | names the first bad field             |
+| a body that is not JSON (bad syntax, not | 422    | names ``body`` and why                |
+| UTF-8, nested too deep)                  |        |                                       |
 | ConfigError, DataValidationError         | 422    | bad parameter or input, quoted        |
 | NotFoundError                            | 404    | unknown date, run or model version    |
 | LockHeldError                            | 409    | a refresh is already running          |
@@ -84,15 +86,37 @@ def field_name(location: tuple[Any, ...] | list[Any]) -> str:
 
 async def _http_error(_: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, StarletteHTTPException)
+    if error.status_code == 400 and isinstance(error.__cause__, ValueError | RecursionError):
+        # FastAPI's answer to a JSON body it could not decode (not UTF-8, nested past
+        # the parser's depth): a bad body like any other, named as such.
+        reason = "not UTF-8" if isinstance(error.__cause__, UnicodeError) else "nested too deep"
+        return _body_problem(f"not valid JSON ({reason})", "json_invalid")
     return problem(error.status_code, str(error.detail), headers=error.headers)
+
+
+def _body_problem(message: str, kind: str) -> JSONResponse:
+    return problem(
+        422,
+        f"invalid field 'body': {message}",
+        errors=[{"field": "body", "message": message, "type": kind}],
+    )
+
+
+def _error_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    if item["type"] == "json_invalid":  # loc is ("body", <character offset>)
+        reason = item.get("ctx", {}).get("error", "syntax error")
+        offset = item["loc"][-1]
+        return {
+            "field": "body",
+            "message": f"not valid JSON: {reason} at character {offset}",
+            "type": item["type"],
+        }
+    return {"field": field_name(item["loc"]), "message": item["msg"], "type": item["type"]}
 
 
 async def _validation_error(_: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestValidationError)
-    errors = [
-        {"field": field_name(item["loc"]), "message": item["msg"], "type": item["type"]}
-        for item in error.errors()
-    ]
+    errors = [_error_item(item) for item in error.errors()]
     first = errors[0] if errors else {"field": "request", "message": "invalid"}
     detail = f"invalid field '{first['field']}': {first['message']}"
     return problem(422, detail, errors=errors)

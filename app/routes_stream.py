@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import signal
 import threading
 import time
@@ -78,9 +79,15 @@ def format_event(publication: Publication) -> str:
     return f"event: {EVENT}\nid: {publication.id}\ndata: {data}\n\n"
 
 
+# ASCII digits only (str.isdigit also takes "²", which int() refuses), and no more than
+# a BIGINT holds: a longer number is no id this ledger issued.
+EVENT_ID = re.compile(r"[0-9]{1,18}")
+
+
 def parse_last_event_id(value: str | None) -> int | None:
-    """The publication id a reconnecting client saw last; None when absent or not an id."""
-    if value is None or not value.strip().isdigit():
+    """The publication id a reconnecting client saw last; None when absent or not an id
+    (the stream then starts afresh, as for an id this ledger never issued)."""
+    if value is None or not EVENT_ID.fullmatch(value.strip()):
         return None
     return int(value.strip())
 

@@ -48,7 +48,14 @@ def _listed(subscription: notifications.Subscription) -> WebhookSubscription:
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=WebhookCreated,
-    responses={**ERRORS, 422: {"model": Problem, "description": "Bad URL, policy or secret."}},
+    responses={
+        **ERRORS,
+        422: {
+            "model": Problem,
+            "description": "Bad URL (or one whose host resolves to a loopback, private, "
+            "link-local or otherwise non-public address), policy or secret.",
+        },
+    },
 )
 def create(
     body: WebhookCreate,
@@ -68,6 +75,7 @@ def create(
         description=body.description,
         secret=body.secret,
         now=clock(),
+        allowed=settings.webhook_allowed_networks,
     )
     response.headers["Location"] = f"{router.prefix}/{created.subscription.id}"
     return WebhookCreated(**asdict(created.subscription), secret=created.secret)
@@ -122,11 +130,21 @@ def deliveries(
 def send_test(
     subscription_id: SubscriptionId, engine: EngineDep, settings: SettingsDep
 ) -> WebhookTestResult:
-    """Send a ``webhook.test`` event now (one try, logged) and answer what the receiver said."""
+    """Send a ``webhook.test`` event now (one try, logged) and answer whether it was
+    delivered. Only that: what the target answered, or why it could not be reached,
+    would let this route probe what the server can reach."""
     result = notifications.send_test_event(
-        engine, subscription_id, timeout_s=settings.webhook_timeout_s
+        engine,
+        subscription_id,
+        timeout_s=settings.webhook_timeout_s,
+        allowed=settings.webhook_allowed_networks,
     )
-    return WebhookTestResult(**asdict(result))
+    detail = (
+        "delivered: the target answered 2xx"
+        if result.delivered
+        else "not delivered (the target was refused, unreachable or did not answer 2xx)"
+    )
+    return WebhookTestResult(event_id=result.event_id, delivered=result.delivered, detail=detail)
 
 
 # --- background delivery ---------------------------------------------------------------

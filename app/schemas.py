@@ -177,8 +177,9 @@ class WebhookDelivery(BaseModel):
 
 
 class WebhookTestResult(BaseModel):
+    """Whether the test event was delivered; never what the target answered (the
+    delivery log has each attempt)."""
+
     event_id: str
     delivered: bool
-    status_code: int | None
-    error: str | None
-    duration_ms: float
+    detail: str

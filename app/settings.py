@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -80,6 +81,13 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("webhook_allowed_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            ipaddress.ip_network(item.strip(), strict=False)  # ValueError names the entry
+        return value
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
@@ -96,6 +104,9 @@ class Settings(BaseSettings):
     # Retry n waits between half and all of min(cap, base * 2**(n-1)) seconds.
     webhook_backoff_base_s: float = Field(default=30.0, gt=0, le=86_400)
     webhook_backoff_cap_s: float = Field(default=6 * 3600.0, gt=0, le=7 * 86_400)
+    # Webhooks go to public addresses only; these networks (addresses or CIDR, e.g.
+    # ["10.1.2.0/24"]) are opened besides: an internal receiver, a test's loopback one.
+    webhook_allowed_networks: list[str] = Field(default_factory=list)
     # GET /regime/stream checks the ledger this often, and writes a keep-alive
     # comment after this long without an event (proxies drop silent connections).
     stream_poll_s: float = Field(default=0.75, gt=0, le=60)
@@ -124,13 +135,18 @@ class Settings(BaseSettings):
     backtest_keep_runs: int = Field(default=1000, ge=1, le=10_000_000)
     backtest_keep_mb: float = Field(default=256.0, gt=0, le=1_000_000)
     backtest_keep_days: float = Field(default=30.0, gt=0, le=36_500)
-    # HTTP limits of the server (uvicorn): request head size and the time to send it,
-    # the time to send a body, idle keep-alive, and open connections (beyond: 503).
+    # HTTP limits of the server (uvicorn, app.limits): request head size and the time to
+    # send it from its first byte, the time to send a body, idle keep-alive, and the time
+    # a new connection may stay silent. Open connections per worker process, in all and
+    # per client address (except the proxies of FORWARDED_ALLOW_IPS): over a cap the
+    # oldest idle one is closed; when none is idle, 503 (all) or 429 (one address).
     http_max_head_bytes: int = Field(default=32 * 1024, ge=1024, le=1024 * 1024)
     http_head_timeout_s: float = Field(default=10.0, gt=0, le=600)
     http_body_timeout_s: float = Field(default=30.0, gt=0, le=3600)
     http_keepalive_s: float = Field(default=5.0, gt=0, le=600)
+    http_first_byte_timeout_s: float = Field(default=2.0, gt=0, le=600)
     http_max_connections: int = Field(default=1000, ge=1, le=100_000)
+    http_max_connections_per_client: int = Field(default=64, ge=1, le=100_000)
 
     # --- research sweeps (operations.sweeps, research/) ---
 

@@ -197,19 +197,28 @@ def run_backtest(request: BacktestRequest, inputs: BacktestInputs) -> BacktestRu
     first, last = calendar_rows(days.calendar, request.start, request.end)
     if request.start is None:
         first = _default_start(prepared, request.lag)
-    arrays = simulate_arrays(
-        np.column_stack([p.exposure for p in prepared]),
-        days.asset_returns,
-        days.calendar,
-        names,
-        lag=request.lag,
-        costs=CostModel(request.cost_bps, request.cash_yield, request.financing),
-        cash_rate=days.cash_rate,
-        uninvested_returns=_uninvested_returns(prepared, days, request.cash_yield),
-        start=first,
-        end=last,
-    )
+    if last is not None and last < first:
+        raise _too_short(request, 0)
+    try:
+        arrays = simulate_arrays(
+            np.column_stack([p.exposure for p in prepared]),
+            days.asset_returns,
+            days.calendar,
+            names,
+            lag=request.lag,
+            costs=CostModel(request.cost_bps, request.cash_yield, request.financing),
+            cash_rate=days.cash_rate,
+            uninvested_returns=_uninvested_returns(prepared, days, request.cash_yield),
+            start=first,
+            end=last,
+        )
+    except NoDataError as missing:
+        if request.start is None and request.end is None:
+            raise  # the stored data has no common period: nothing the request chose
+        raise DataValidationError(str(missing), field=_period_field(request)) from None
     period = arrays.period
+    if period.stop - period.start < MIN_PERIOD_DAYS:
+        raise _too_short(request, period.stop - period.start)
     regime_codes = {
         name: _held(p.regime_code, request.lag, period)
         for name, p in zip(names, prepared, strict=True)
@@ -282,6 +291,28 @@ def _calendar(features: pd.DataFrame) -> pd.DatetimeIndex:
     if len(index) < 2:
         raise NoDataError("the feature table holds fewer than two days: nothing to backtest")
     return index
+
+
+# Returns, volatility and every ratio need two days at least.
+MIN_PERIOD_DAYS = 2
+
+
+def _period_field(request: BacktestRequest) -> str:
+    return "body.start" if request.start is not None else "body.end"
+
+
+def _too_short(request: BacktestRequest, days: int) -> DataValidationError | NoDataError:
+    """A period with fewer trading days (every strategy positioned) than a backtest needs:
+    a bad field when the request chose it, else too little stored data."""
+    start = request.start or "the first day every strategy has input"
+    end = request.end or "the end of data"
+    reason = (
+        f"the period {start} .. {end} holds {days} trading day(s) on which every strategy "
+        f"holds a position; a backtest needs at least {MIN_PERIOD_DAYS}"
+    )
+    if request.start is None and request.end is None:
+        return NoDataError(reason)
+    return DataValidationError(reason, field=_period_field(request))
 
 
 def _default_start(prepared: list[PreparedSignal], lag: int) -> int:

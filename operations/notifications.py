@@ -20,26 +20,39 @@ PostgreSQL the row is locked (``FOR UPDATE SKIP LOCKED``) while it is sent; on
 SQLite a short transaction claims it first by moving its ``next_attempt_at``
 forward (compare-and-set), which only one writer can win.
 
+Where events may go: a webhook's host must resolve to public addresses only.
+Loopback, private, link-local (cloud metadata services live there), shared,
+multicast and reserved addresses are refused unless an allowed network
+(``DEEPREGIME_WEBHOOK_ALLOWED_NETWORKS``) contains them: when the subscription is
+created (422 naming ``url``), and again at every send, where the connection is made
+to the very address just checked (a name that later resolves inside is refused,
+and cannot be swapped between the check and the connection). Sends ignore
+``HTTP_PROXY``-style settings, so that the address checked is the one connected to.
+
 Pure helpers (``regime_changed``, ``regime_change_data``, ``event_envelope``,
-``retry_delay``, ``new_secret``, ``validate_url``) are kept apart from I/O.
+``retry_delay``, ``new_secret``, ``validate_url``, ``refused_address``) are kept
+apart from I/O.
 """
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
+import ipaddress
 import logging
 import random
 import secrets
+import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+import httpcore
 import httpx
 from sqlalchemy import Connection, Engine, func, insert, or_, select, update
 from standardwebhooks import Webhook
@@ -245,6 +258,106 @@ def validate_url(url: str) -> str:
     if len(url) > MAX_URL_LENGTH:
         raise DataValidationError(f"is longer than {MAX_URL_LENGTH} characters", field="url")
     return url.strip()
+
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def allowed_networks(written: Iterable[str]) -> tuple[IPNetwork, ...]:
+    """``DEEPREGIME_WEBHOOK_ALLOWED_NETWORKS`` entries (addresses or CIDR networks)."""
+    return tuple(ipaddress.ip_network(item.strip(), strict=False) for item in written)
+
+
+def refused_address(address: IPAddress, allowed: Iterable[IPNetwork] = ()) -> str | None:
+    """Why ``address`` is no webhook target (None: it may be sent to).
+
+    An IPv6 address carrying an IPv4 one (mapped, 6to4, Teredo) is judged by both.
+    """
+    if any(address in network for network in allowed):
+        return None
+    carried: list[IPAddress] = []  # the IPv4 address inside first: the plainer reason
+    if isinstance(address, ipaddress.IPv6Address):
+        teredo = address.teredo
+        carried += [a for a in (address.ipv4_mapped, address.sixtofour, teredo and teredo[1]) if a]
+    for candidate in [*carried, address]:
+        if candidate.is_loopback:
+            return "a loopback address"
+        if candidate.is_link_local:
+            return "a link-local address (where cloud metadata services answer)"
+        if candidate.is_private:
+            return "a private address"
+        if candidate.is_multicast:
+            return "a multicast address"
+        if not candidate.is_global:
+            return "an address that is not public"
+    return None
+
+
+class TargetRefused(httpcore.ConnectError):
+    """A webhook target resolves to an address it may not be sent to."""
+
+
+def resolve_target(host: str, port: int, allowed: Iterable[IPNetwork] = ()) -> list[str]:
+    """Every address ``host`` resolves to, each checked; TargetRefused when any is
+    refused (a name with one address inside is no public endpoint), socket.gaierror
+    when it does not resolve."""
+    found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in found))
+    networks = tuple(allowed)
+    for text in addresses:
+        reason = refused_address(ipaddress.ip_address(text.split("%", 1)[0]), networks)
+        if reason is not None:
+            raise TargetRefused(
+                f"webhook target {host!r} resolves to {reason}; "
+                "DEEPREGIME_WEBHOOK_ALLOWED_NETWORKS opens specific networks"
+            )
+    return addresses
+
+
+def check_target(url: str, allowed: Iterable[IPNetwork] = ()) -> str:
+    """``url`` when its host may be sent to; DataValidationError naming ``url`` otherwise.
+
+    A name that does not resolve now is accepted: every send checks it again."""
+    parts = urlsplit(url)
+    try:
+        resolve_target(parts.hostname or "", parts.port or DEFAULT_PORTS[parts.scheme], allowed)
+    except TargetRefused as refused:
+        raise DataValidationError(str(refused), field="url") from None
+    except (OSError, UnicodeError):
+        pass  # not resolvable now (or not a name at all): refused at sending if still so
+    return url
+
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+class _CheckedBackend(httpcore.SyncBackend):
+    """Connects to an address of the host only after checking them all, to the one checked."""
+
+    def __init__(self, allowed: tuple[IPNetwork, ...]) -> None:
+        self.allowed = allowed
+
+    def connect_tcp(  # type: ignore[override]
+        self, host: str, port: int, *args: Any, **kwargs: Any
+    ) -> httpcore.NetworkStream:
+        try:
+            addresses = resolve_target(host, port, self.allowed)
+        except socket.gaierror as error:
+            raise httpcore.ConnectError(f"{host!r} does not resolve ({error})") from None
+        # TLS still verifies the certificate against the host name (httpcore passes it).
+        return super().connect_tcp(addresses[0], port, *args, **kwargs)
+
+
+class _CheckedTransport(httpx.HTTPTransport):
+    """httpx's transport over a connection pool that connects through _CheckedBackend."""
+
+    def __init__(self, allowed: tuple[IPNetwork, ...]) -> None:
+        super().__init__(trust_env=False)
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(trust_env=False),
+            network_backend=_CheckedBackend(allowed),
+        )
 
 
 def validate_policy(policy: str | None) -> str | None:
@@ -518,14 +631,15 @@ def _deliver_one(
         return _record(connection, claimed, result, now, retry), result
 
 
-@contextmanager
-def _client(http_client: httpx.Client | None, timeout_s: float) -> Iterator[httpx.Client]:
-    if http_client is not None:
-        yield http_client
-        return
-    # Redirects are not followed: a webhook endpoint answers where it was registered.
-    with httpx.Client(timeout=timeout_s, follow_redirects=False) as client:
-        yield client
+def _client(timeout_s: float, allowed: Iterable[str]) -> httpx.Client:
+    """Sends only to checked addresses; redirects are not followed (a webhook endpoint
+    answers where it was registered, and a redirect could point inside)."""
+    return httpx.Client(
+        transport=_CheckedTransport(allowed_networks(allowed)),
+        timeout=timeout_s,
+        follow_redirects=False,
+        trust_env=False,
+    )
 
 
 def deliver_due(
@@ -536,7 +650,7 @@ def deliver_due(
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     backoff_base_s: float = DEFAULT_BACKOFF_BASE_S,
     backoff_cap_s: float = DEFAULT_BACKOFF_CAP_S,
-    http_client: httpx.Client | None = None,
+    allowed: Iterable[str] = (),
     limit: int = DEFAULT_BATCH,
     stop: threading.Event | None = None,
     rng: random.Random | None = None,
@@ -545,13 +659,14 @@ def deliver_due(
 
     Each row is sent once per call at most; a failed send is logged and scheduled
     again (``retry_delay``), or marked failed after ``max_attempts`` tries.
-    Network failures never raise; database errors do. ``stop`` (when set) ends
-    the batch after the row in flight.
+    Network failures (a refused target among them) never raise; database errors
+    do. ``allowed``: networks opened to webhooks besides public addresses.
+    ``stop`` (when set) ends the batch after the row in flight.
     """
     now = _as_utc(now or utcnow())
     retry = _Retry(max_attempts, backoff_base_s, backoff_cap_s, rng or random.Random())
     counts = {"attempted": 0, DELIVERED: 0, PENDING: 0, FAILED: 0}
-    with _client(http_client, timeout_s) as client:
+    with _client(timeout_s, allowed) as client:
         for _ in range(limit):
             if stop is not None and stop.is_set():
                 break
@@ -614,14 +729,16 @@ def create_subscription(
     description: str | None = None,
     secret: str | None = None,
     now: dt.datetime | None = None,
+    allowed: Iterable[str] = (),
 ) -> CreatedSubscription:
     """Subscribe ``url`` to the regime changes of ``policy`` (a ledger name; None: the default).
 
-    The signing secret is generated unless given, and returned here only.
+    The signing secret is generated unless given, and returned here only. A URL whose
+    host resolves to a refused address (``check_target``) is a DataValidationError.
     """
     subscription = Subscription(
         id=str(uuid.uuid4()),
-        url=validate_url(url),
+        url=check_target(validate_url(url), allowed_networks(allowed)),
         description=description,
         policy=validate_policy(policy),
         active=True,
@@ -729,7 +846,7 @@ def send_test_event(
     *,
     now: dt.datetime | None = None,
     timeout_s: float = DEFAULT_TIMEOUT_S,
-    http_client: httpx.Client | None = None,
+    allowed: Iterable[str] = (),
 ) -> DeliveryResult:
     """Send one ``webhook.test`` event now and answer what happened (one try, logged)."""
     now = _as_utc(now or utcnow())
@@ -749,7 +866,7 @@ def send_test_event(
             insert(webhook_outbox).values(**row).returning(webhook_outbox.c.id)
         ).scalar_one()
     retry = _Retry(1, DEFAULT_BACKOFF_BASE_S, DEFAULT_BACKOFF_CAP_S, random.Random())
-    with _client(http_client, timeout_s) as client:
+    with _client(timeout_s, allowed) as client:
         outcome = _deliver_one(
             engine, client, now=now, timeout_s=timeout_s, retry=retry, outbox_id=outbox_id
         )
@@ -777,5 +894,6 @@ def deliver_configured(
         max_attempts=settings.webhook_max_attempts,
         backoff_base_s=settings.webhook_backoff_base_s,
         backoff_cap_s=settings.webhook_backoff_cap_s,
+        allowed=settings.webhook_allowed_networks,
         stop=stop,
     )

@@ -15,6 +15,7 @@ from store.db import make_engine
 from tests.app.conftest import API_KEY, admin, running
 from tests.operations.test_notifications import Receiver, publish
 
+LOOPBACK = ["127.0.0.1/32"]
 ROUTES = [
     ("POST", "/admin/webhooks"),
     ("GET", "/admin/webhooks"),
@@ -36,6 +37,7 @@ def webhook_settings(database_url: str, tmp_path: Path) -> Settings:
         api_key=API_KEY,
         webhook_poll_s=0,
         webhook_timeout_s=2.0,
+        webhook_allowed_networks=LOOPBACK,  # the receivers below; refused by default
         _env_file=None,
     )
 
@@ -137,11 +139,13 @@ def test_a_test_event_reaches_the_receiver_and_shows_in_the_log(client, receiver
     sent = client.post(f"{path}/test", headers=admin())
     assert sent.status_code == 200, sent.text
     result = sent.json()
-    assert (result["delivered"], result["status_code"], result["error"]) == (True, 200, None)
+    assert set(result) == {"event_id", "delivered", "detail"}
+    assert result["delivered"] is True
     assert [event["type"] for event in receiver.events()] == ["webhook.test"]
 
     receiver.plans["/desk"] = [502]
-    assert client.post(f"{path}/test", headers=admin()).json()["status_code"] == 502
+    failed = client.post(f"{path}/test", headers=admin()).json()
+    assert failed["delivered"] is False and "502" not in failed["detail"]
 
     log = client.get(f"{path}/deliveries", headers=admin())
     assert log.status_code == 200
@@ -156,7 +160,7 @@ def test_the_background_task_delivers_queued_events(webhook_settings, receiver):
     settings = webhook_settings.model_copy(update={"webhook_poll_s": 0.1})
     engine = make_engine(settings.database_url)
     try:
-        created = hooks.create_subscription(engine, url=receiver.url("/desk"))
+        created = hooks.create_subscription(engine, url=receiver.url("/desk"), allowed=LOOPBACK)
         receiver.secrets["/desk"] = created.secret
         with running(settings):
             publish(engine, regime="risk-off", exposure=0.0, now=dt.datetime.now(dt.UTC))
@@ -167,3 +171,34 @@ def test_the_background_task_delivers_queued_events(webhook_settings, receiver):
         assert hooks.pending_count(engine) == 0
     finally:
         engine.dispose()
+
+
+def test_internal_targets_are_refused_by_default_naming_the_url(webhook_settings, receiver):
+    defaults = webhook_settings.model_copy(update={"webhook_allowed_networks": []})
+    with running(defaults) as client:
+        for url in (receiver.url("/desk"), "http://169.254.169.254/latest/meta-data/"):
+            response = client.post("/admin/webhooks", headers=admin(), json={"url": url})
+            assert response.status_code == 422, response.text
+            assert response.headers["content-type"] == "application/problem+json"
+            assert response.json()["errors"][0]["field"] == "url"
+        assert client.get("/admin/webhooks", headers=admin()).json() == []
+
+
+def test_the_test_event_answers_the_same_whatever_stopped_it(client):
+    """Refused, nobody listening, or a target answering an error: one generic failure, so
+    the route cannot tell what the server can reach."""
+    engine = make_engine(client.app.state.settings.database_url)
+    try:
+        closed = Receiver()
+        dead = closed.url("/x")
+        closed._server.server_close()
+        targets = [dead, "http://192.0.2.1:9/x"]  # closed port; an address nobody routes
+        answers = []
+        for url in targets:
+            created = hooks.create_subscription(engine, url=url, allowed=["0.0.0.0/0"])
+            sent = client.post(f"/admin/webhooks/{created.subscription.id}/test", headers=admin())
+            assert sent.status_code == 200, sent.text
+            answers.append({k: v for k, v in sent.json().items() if k != "event_id"})
+    finally:
+        engine.dispose()
+    assert answers[0] == answers[1] and answers[0]["delivered"] is False

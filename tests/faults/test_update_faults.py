@@ -40,6 +40,7 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 MODELS = ROOT / "models"
 runner = CliRunner()
+LOOPBACK = ["127.0.0.1/32"]
 
 
 def _environment(database_url: str) -> dict[str, str]:
@@ -47,6 +48,8 @@ def _environment(database_url: str) -> dict[str, str]:
         **os.environ,
         "DEEPREGIME_DATABASE_URL": database_url,
         "DEEPREGIME_MODEL_DIR": str(MODELS),
+        # The test's webhook receiver listens on loopback, which webhooks refuse by default.
+        "DEEPREGIME_WEBHOOK_ALLOWED_NETWORKS": '["127.0.0.1/32"]',
         "PYTHONPATH": str(ROOT),
     }
 
@@ -137,7 +140,7 @@ def test_killed_update_converges_on_rerun(database_url, tmp_path, market, clean_
     receiver = Receiver().start()
     engine = make_engine(database_url)
     try:
-        receiver.secret = create_subscription(engine, url=receiver.url).secret
+        receiver.secret = create_subscription(engine, url=receiver.url, allowed=LOOPBACK).secret
         history = write_csv_folder(tmp_path / "history", market.iloc[:-1])
         assert _update_in_child(database_url, history, None).returncode == 0
         before = _published_days(database_url)

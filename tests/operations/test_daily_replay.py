@@ -41,6 +41,8 @@ def env(monkeypatch, database_url):
     monkeypatch.setenv("DEEPREGIME_DATABASE_URL", database_url)
     monkeypatch.setenv("DEEPREGIME_MODEL_DIR", str(MODELS))
     monkeypatch.setenv("DEEPREGIME_API_KEY", API_KEY)
+    # The webhook receiver listens on loopback, which webhooks refuse by default.
+    monkeypatch.setenv("DEEPREGIME_WEBHOOK_ALLOWED_NETWORKS", '["127.0.0.1/32"]')
     get_settings.cache_clear()
     yield database_url
     get_settings.cache_clear()
@@ -81,6 +83,7 @@ def test_day_by_day_replay(env, tmp_path, market_dir):
         api_key=API_KEY,
         publication_check_s=0.0,
         webhook_poll_s=0,
+        webhook_allowed_networks=["127.0.0.1/32"],  # as the environment above
         _env_file=None,
     )
     receiver = Receiver().start()

@@ -7,8 +7,10 @@ what it accepted; time moves by passing ``now`` instead of sleeping.
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import json
 import random
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -26,7 +28,9 @@ from store.ledger import Publication, append_publication
 from store.tables import webhook_deliveries, webhook_outbox
 
 T0 = dt.datetime(2030, 1, 6, 22, 0, tzinfo=dt.UTC)  # scheduling clock; signatures use the real one
-FAST = {"backoff_base_s": 60.0, "backoff_cap_s": 3600.0, "timeout_s": 2.0}
+# The receivers listen on loopback, which webhooks refuse unless allowed (tests only).
+LOOPBACK = ["127.0.0.1/32"]
+FAST = {"backoff_base_s": 60.0, "backoff_cap_s": 3600.0, "timeout_s": 2.0, "allowed": LOOPBACK}
 
 
 # --- a loopback receiver -------------------------------------------------------------------
@@ -109,7 +113,7 @@ def subscribe(
     engine: Engine, receiver: Receiver, path: str, policy: str | None = None, **options: Any
 ) -> str:
     created = hooks.create_subscription(
-        engine, url=receiver.url(path), policy=policy, now=T0, **options
+        engine, url=receiver.url(path), policy=policy, now=T0, allowed=LOOPBACK, **options
     )
     receiver.secrets[path] = created.secret
     return created.subscription.id
@@ -323,7 +327,7 @@ def test_an_event_fails_for_good_after_max_attempts_and_nothing_raises(engine, r
     closed = Receiver()
     dead_url = closed.url("/dead")
     closed._server.server_close()
-    created = hooks.create_subscription(engine, url=dead_url, now=T0)
+    created = hooks.create_subscription(engine, url=dead_url, now=T0, allowed=LOOPBACK)
     subscribe(engine, receiver, "/down")
     receiver.plans["/down"] = [503] * 10
     publish(engine, regime="risk-off", exposure=0.0)
@@ -438,7 +442,7 @@ def test_subscriptions_are_listed_without_secrets_and_deleted_softly(engine, rec
 
 def test_a_test_event_is_sent_at_once_and_logged(engine, receiver):
     subscription = subscribe(engine, receiver, "/desk")
-    result = hooks.send_test_event(engine, subscription, timeout_s=2.0)
+    result = hooks.send_test_event(engine, subscription, timeout_s=2.0, allowed=LOOPBACK)
     assert result.delivered and result.status_code == 200 and result.error is None
     (event,) = receiver.events()
     assert event["type"] == "webhook.test"
@@ -447,7 +451,7 @@ def test_a_test_event_is_sent_at_once_and_logged(engine, receiver):
     assert (attempt.event_id, attempt.event_type) == (result.event_id, "webhook.test")
 
     receiver.plans["/desk"] = [500]
-    failed = hooks.send_test_event(engine, subscription, timeout_s=2.0)
+    failed = hooks.send_test_event(engine, subscription, timeout_s=2.0, allowed=LOOPBACK)
     assert (failed.delivered, failed.status_code) == (False, 500)
     assert hooks.pending_count(engine) == 0  # a test event is tried once, not retried
     with pytest.raises(NotFoundError):
@@ -464,3 +468,90 @@ def test_payload_bytes_are_the_same_on_every_retry(engine, receiver):
     (after,) = outbox_rows(engine)
     assert before.payload == after.payload and before.event_id == after.event_id
     assert json.loads(after.payload)["data"] == receiver.events()[0]["data"]
+
+
+# --- where webhooks may be sent ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("address", "reason"),
+    [
+        ("127.0.0.1", "loopback"),
+        ("::1", "loopback"),
+        ("10.1.2.3", "private"),
+        ("192.168.0.10", "private"),
+        ("172.16.5.4", "private"),
+        ("fd00:ec2::254", "private"),  # a cloud's IPv6 metadata address
+        ("169.254.169.254", "link-local"),  # the cloud metadata address
+        ("fe80::1", "link-local"),
+        ("100.100.100.200", "not public"),  # shared address space (another cloud's metadata)
+        ("0.0.0.0", "private"),  # "this network"
+        ("224.0.0.1", "multicast"),
+        ("::ffff:127.0.0.1", "loopback"),  # IPv4-mapped
+        ("2002:7f00:1::1", "loopback"),  # 6to4 carrying 127.0.0.1
+    ],
+)
+def test_internal_addresses_are_refused_as_targets(address, reason):
+    found = hooks.refused_address(ipaddress.ip_address(address))
+    assert found is not None and reason in found
+
+
+def test_public_addresses_and_allowed_networks_may_be_targets():
+    assert hooks.refused_address(ipaddress.ip_address("93.184.216.34")) is None
+    assert hooks.refused_address(ipaddress.ip_address("2606:4700::6810:84e5")) is None
+    allowed = hooks.allowed_networks(["127.0.0.1/32", "10.1.2.0/24"])
+    assert hooks.refused_address(ipaddress.ip_address("127.0.0.1"), allowed) is None
+    assert hooks.refused_address(ipaddress.ip_address("10.1.2.200"), allowed) is None
+    assert hooks.refused_address(ipaddress.ip_address("10.1.3.1"), allowed) is not None
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8000/admin/refresh",
+        "http://localhost/hook",
+        "http://[::1]:5432/",
+        "http://2130706433/hook",  # 127.0.0.1 written as one number
+        "http://0x7f.1/hook",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.0.0.5/hook",
+    ],
+)
+def test_subscriptions_to_internal_targets_are_refused_naming_the_url(engine, url):
+    with pytest.raises(DataValidationError) as refused:
+        hooks.create_subscription(engine, url=url)
+    assert refused.value.field == "url"
+    assert "DEEPREGIME_WEBHOOK_ALLOWED_NETWORKS" in str(refused.value)
+    assert hooks.list_subscriptions(engine) == []
+
+
+def test_a_name_that_later_resolves_inside_is_refused_at_sending(engine, receiver, monkeypatch):
+    """Checked when created (public then), and again when sent (loopback now): the
+    loopback receiver, reachable at the address the name now gives, gets nothing."""
+    port = int(receiver.url("/").rsplit(":", 1)[1].split("/")[0])
+    answers = {"rebind.example": "93.184.216.34"}
+    real_getaddrinfo = socket.getaddrinfo
+
+    def fake_getaddrinfo(host, *args, **kwargs):
+        if host in answers:
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (answers[host], port))]
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake_getaddrinfo)
+    created = hooks.create_subscription(engine, url=f"http://rebind.example:{port}/desk", now=T0)
+    receiver.secrets["/desk"] = created.secret
+    answers["rebind.example"] = "127.0.0.1"  # the name now points inside
+    publish(engine, regime="risk-off", exposure=0.0)
+
+    stats = hooks.deliver_due(engine, now=T0, backoff_base_s=60.0, timeout_s=2.0)
+    assert stats == hooks.DeliveryStats(attempted=1, retrying=1)
+    assert receiver.received == []
+    (attempt,) = hooks.list_deliveries(engine, created.subscription.id)
+    assert attempt.status_code is None and "loopback" in attempt.error
+    result = hooks.send_test_event(engine, created.subscription.id, timeout_s=2.0)
+    assert not result.delivered and receiver.received == []
+
+    # Allowed explicitly, the same name is sent to.
+    later = T0 + dt.timedelta(hours=2)
+    assert hooks.deliver_due(engine, now=later, **FAST).delivered == 1
+    assert [event["type"] for event in receiver.events()] == ["regime.changed"]
