@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated
 
@@ -22,9 +23,9 @@ from app.deps import EngineDep, PredictorDep
 from app.problems import NotFoundError
 from app.schemas import Problem
 from backtest.plots import FIGURES, render
-from backtest.report import tear_sheet_html
+from backtest.report import report_title, tear_sheet_html
 from backtest.runner import BacktestRun, run_backtest
-from backtest.schemas import BacktestRequest, BacktestResult
+from backtest.schemas import BacktestRequest, BacktestResult, StrategyMetrics
 from operations.backtests import serving_inputs
 from operations.models import ModelSlot
 from store.backtest_runs import load_run
@@ -45,20 +46,26 @@ REPLAYS_KEPT = 8  # replayed runs kept per app: a report page asks for six figur
 RunId = Annotated[str, Path(max_length=36, description="Id returned by POST /backtest.")]
 
 
+@dataclass(frozen=True)
+class Replay:
+    """A stored run replayed: the run, its report's title, and warnings when its metrics
+    moved since it was stored."""
+
+    run: BacktestRun
+    title: str
+    warnings: list[str]
+
+
 class ReplayCache:
     """The last few replayed runs by (run id, serving model), so a page's figures share one
     replay. One lock: two requests for one run wait for a single replay."""
 
     def __init__(self, size: int = REPLAYS_KEPT) -> None:
         self._size = size
-        self._runs: OrderedDict[tuple[str, str | None], tuple[BacktestRun, list[str]]] = (
-            OrderedDict()
-        )
+        self._runs: OrderedDict[tuple[str, str | None], Replay] = OrderedDict()
         self._lock = threading.Lock()
 
-    def replay(
-        self, engine: Engine, run_id: str, model: ModelSlot
-    ) -> tuple[BacktestRun, list[str]]:
+    def replay(self, engine: Engine, run_id: str, model: ModelSlot) -> Replay:
         key = (run_id, model.version)
         with self._lock:
             if key in self._runs:
@@ -71,8 +78,9 @@ class ReplayCache:
             return replayed
 
 
-def _replay(engine: Engine, run_id: str, model: ModelSlot) -> tuple[BacktestRun, list[str]]:
-    """The stored run replayed on the stored data, and warnings when its metrics moved."""
+def _replay(engine: Engine, run_id: str, model: ModelSlot) -> Replay:
+    """The stored run replayed on the stored data (a request stored before financing was
+    on by default says ``financing: false`` and is replayed so)."""
     with engine.connect() as connection:
         stored = load_run(connection, run_id=run_id)
         if stored is None:
@@ -83,7 +91,7 @@ def _replay(engine: Engine, run_id: str, model: ModelSlot) -> tuple[BacktestRun,
         )
         inputs = serving_inputs(connection, request=request, model=model)
     run = run_backtest(request, inputs)
-    return run, _moved(result, run.result)
+    return Replay(run, report_title(request.title, result), _moved(result, run.result))
 
 
 def _moved(stored: BacktestResult, replayed: BacktestResult) -> list[str]:
@@ -91,7 +99,7 @@ def _moved(stored: BacktestResult, replayed: BacktestResult) -> list[str]:
     moved = [
         s.name
         for s in replayed.strategies
-        if before.get(s.name) is None or before[s.name] != s.metrics
+        if before.get(s.name) is None or not _same_metrics(before[s.name], s.metrics)
     ]
     if not moved:
         return []
@@ -99,6 +107,15 @@ def _moved(stored: BacktestResult, replayed: BacktestResult) -> list[str]:
         "The stored data changed since this run (a revision or a new model): the figures "
         f"and metrics below are today's replay, and differ for {', '.join(moved)}."
     ]
+
+
+def _same_metrics(stored: StrategyMetrics, replayed: StrategyMetrics) -> bool:
+    """Equal metrics; time invested aside for a run stored before leveraged days were
+    counted apart from full ones (the same days, split differently)."""
+    if stored.time_invested.leveraged is None:
+        ignore = {"time_invested"}
+        return stored.model_dump(exclude=ignore) == replayed.model_dump(exclude=ignore)
+    return stored == replayed
 
 
 def _replays(request: Request) -> ReplayCache:
@@ -116,8 +133,9 @@ def _replays(request: Request) -> ReplayCache:
 def backtest_report(
     run_id: RunId, request: Request, engine: EngineDep, model: PredictorDep
 ) -> HTMLResponse:
-    """The tear sheet of a stored run: metrics, conventions and every figure."""
-    run, warnings = _replays(request).replay(engine, run_id, model)
+    """The tear sheet of a stored run: title (the request's, else the strategies'
+    names), metrics, conventions and every figure."""
+    replay = _replays(request).replay(engine, run_id, model)
 
     def figure_url(name: str, image_format: str) -> str:
         return str(
@@ -127,11 +145,12 @@ def backtest_report(
         )
 
     html = tear_sheet_html(
-        run.result,
-        title=f"Backtest {run_id}",
+        replay.run.result,
+        title=replay.title,
         figure_url=figure_url,
         figures=list(FIGURES),
-        warnings=warnings,
+        warnings=replay.warnings,
+        about=[f"Backtest run {run_id}"],
     )
     return HTMLResponse(html)
 
@@ -153,7 +172,7 @@ def backtest_figure(
     model: PredictorDep,
 ) -> Response:
     """One figure of a stored run's tear sheet, as PNG or SVG."""
-    run, _warnings = _replays(request).replay(engine, run_id, model)
+    run = _replays(request).replay(engine, run_id, model).run
     body = render(FIGURES[figure.value](run), image_format.value)
     return Response(
         body,

@@ -42,7 +42,8 @@ MAX_COST_BPS = 1000.0
 
 @dataclass(frozen=True)
 class CostModel:
-    """Trading and carry costs; all off by default."""
+    """Trading and carry costs; all off by default here (a BacktestRequest finances
+    leverage unless told not to)."""
 
     cost_bps: float = 0.0  # per unit of traded exposure, in basis points
     cash_yield: bool = False  # uninvested part (1 - exposure, exposure < 1) earns the cash rate
@@ -54,10 +55,6 @@ class CostModel:
                 f"cost_bps must be between 0 and {MAX_COST_BPS:g}, got {self.cost_bps!r}"
             )
         return self
-
-    @property
-    def needs_cash_rate(self) -> bool:
-        return self.cash_yield or self.financing
 
 
 @dataclass(frozen=True)
@@ -184,9 +181,14 @@ def simulate_arrays(
     asset = asset_returns[rows]
     _require_finite(asset, calendar[rows], "asset_returns")
     rate = None if cash_rate is None else cash_rate[rows]
-    if costs.needs_cash_rate:
+    # Financing costs something only on leveraged days: without any, no rate is needed.
+    financing = costs.financing and bool((held > 1.0).any())
+    if costs.cash_yield or financing:
         if rate is None:
-            raise NoDataError("cash yield and financing need a daily cash-rate series")
+            raise NoDataError(
+                "cash yield, and financing of exposure above 1x, need a daily cash-rate "
+                "series (store DFF or BIL, or set cash_yield and financing to false)"
+            )
         _require_finite(rate, calendar[rows], "cash_rate")
     uninvested = None if uninvested_returns is None else uninvested_returns[rows]
     if uninvested is not None:
@@ -197,7 +199,7 @@ def simulate_arrays(
         np.zeros(held.shape[0]) if rate is None else rate,
         costs.cost_bps / 10_000.0,
         costs.cash_yield,
-        costs.financing,
+        financing,
         uninvested,
     )
     return ArraySimulation(first, held, returns, turnover, asset, rate, held_over)

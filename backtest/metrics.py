@@ -31,6 +31,7 @@ backtest period); a NaN in the input propagates to the result.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -47,7 +48,8 @@ CONVENTIONS: dict[str, str] = {
     "max_drawdown": "min over days of wealth / running peak - 1, wealth starting at 1.0",
     "drawdown_days": "trading days of the underwater spell holding the max drawdown",
     "calmar": "annualised return / |max drawdown|",
-    "time_invested": "share of days held: full (exposure >= 1), partial (0 < e < 1), none (0)",
+    "time_invested": "share of days held: leveraged (exposure > 1), full (= 1), partial "
+    "(0 < e < 1), none (0)",
     "turnover": "sum of |position change| per year; the first day's entry from cash counts",
     "trades": "days on which the position changes (the first day's entry counts)",
 }
@@ -221,18 +223,32 @@ def trade_count(turnover: np.ndarray) -> np.ndarray | int:
     return _counts(np.count_nonzero(turnover > 0.0, axis=0))
 
 
-def time_invested(positions: np.ndarray) -> tuple:  # type: ignore[type-arg]
-    """Shares of days held fully (>= 1), partly (0 < e < 1) and not at all (<= 0)."""
+class InvestedShares(NamedTuple):
+    """Shares of the days on which a position was held above 1x, at exactly 1x, between
+    0 and 1x, and not at all; they sum to 1. Floats for a (days,) input, one value per
+    strategy for a (days, strategies) block."""
+
+    leveraged: np.ndarray | float  # exposure > 1
+    full: np.ndarray | float  # exposure == 1
+    partial: np.ndarray | float  # 0 < exposure < 1
+    none: np.ndarray | float  # exposure <= 0 (cash)
+
+
+def time_invested(positions: np.ndarray) -> InvestedShares:
+    """Time invested, split into leveraged (> 1), full (= 1), partial (0 < e < 1) and
+    none (<= 0): the one definition every report and result uses. NaN for no days."""
     n_days = positions.shape[0]
     if n_days == 0:
         nan = _nan_like(positions)
-        return (nan, nan, nan)
-    full = np.count_nonzero(positions >= 1.0, axis=0)
+        return InvestedShares(nan, nan, nan, nan)
+    leveraged = np.count_nonzero(positions > 1.0, axis=0)
+    full = np.count_nonzero(positions == 1.0, axis=0)
     none = np.count_nonzero(positions <= 0.0, axis=0)
-    return (
-        _result(full / n_days),
-        _result((n_days - full - none) / n_days),
-        _result(none / n_days),
+    return InvestedShares(
+        leveraged=_result(leveraged / n_days),
+        full=_result(full / n_days),
+        partial=_result((n_days - leveraged - full - none) / n_days),
+        none=_result(none / n_days),
     )
 
 
@@ -270,7 +286,7 @@ def summary(
     holding_worst, longest = _spell_days(drawdown)
     annual = _annualised_growth(wealth[-1], n_days, periods)
     downside = np.sqrt(np.mean(np.minimum(returns, 0.0) ** 2, axis=0))
-    full, partial, none = time_invested(positions)
+    invested = time_invested(positions)
     excess = None
     if risk_free is not None and not np.isnan(risk_free).any():
         excess = sharpe_ratio(returns, risk_free, periods)
@@ -287,9 +303,10 @@ def summary(
         "max_drawdown_days": holding_worst,
         "longest_drawdown_days": longest,
         "calmar": _calmar(annual, worst),
-        "full": full,
-        "partial": partial,
-        "none": none,
+        "leveraged": invested.leveraged,
+        "full": invested.full,
+        "partial": invested.partial,
+        "none": invested.none,
         "average_exposure": np.mean(positions, axis=0),
         "turnover_per_year": annualised_turnover(turnover, periods),
         "trades": trade_count(turnover),

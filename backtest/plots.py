@@ -4,9 +4,11 @@ rolling volatility. The command line writes them to a folder; the API serves the
 
 Up to ``OVERLAY_MAX`` strategies share one set of axes; more are drawn as small
 multiples (one panel each, the first strategy in grey behind every panel as the
-reference), so no panel holds more than two lines. Uses matplotlib's object API with
-the Agg canvas (no pyplot, no display, no global state), so figures can be drawn on
-several threads at once.
+reference), so no panel holds more than two lines. The regime figure gives every
+strategy that has regimes a panel of its own. Uses matplotlib's object API with the
+Agg canvas (no pyplot, no display, no global state), so figures can be drawn on
+several threads at once. matplotlib is imported on the first figure drawn, not with
+this module: the service imports it at start and draws figures only on request.
 """
 
 from __future__ import annotations
@@ -15,24 +17,18 @@ import io
 import math
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
-from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.ticker import (
-    FuncFormatter,
-    LogLocator,
-    MaxNLocator,
-    NullFormatter,
-    PercentFormatter,
-)
 
 from backtest.metrics import TRADING_DAYS, drawdown_series
 from backtest.runner import BacktestRun
 from backtest.schemas import StrategyMetrics
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 ImageFormat = Literal["png", "svg"]
 FORMATS: tuple[ImageFormat, ...] = ("png", "svg")
@@ -52,15 +48,26 @@ DPI = 110
 
 
 def _figure(height: float) -> Figure:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     figure = Figure(figsize=(WIDTH_IN, height), layout="constrained")
     FigureCanvasAgg(figure)
     return figure
+
+
+def _percent_axis(ax: Axes) -> None:
+    from matplotlib.ticker import PercentFormatter
+
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
 
 
 def _plain_log_axis(ax: Axes) -> None:
     """Log scale with tick labels written as plain numbers (2, 5, 10), not powers of ten.
     Call after plotting: a range narrower than a factor of 4 gets evenly spaced ticks
     (1.05, 1.10, ...), since 1-2-5 steps would leave it with one label or none."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
+
     ax.set_yscale("log")
     low, high = ax.get_ylim()
     narrow = low > 0 and high / low < 4.0
@@ -169,11 +176,8 @@ def equity_figure(run: BacktestRun) -> Figure:
 
 
 def drawdown_figure(run: BacktestRun) -> Figure:
-    def style(ax: Axes) -> None:
-        ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
-
     return _per_strategy(
-        run, _drawdown, title="Drawdowns", ylabel="below the peak", style=style, fill=True
+        run, _drawdown, title="Drawdowns", ylabel="below the peak", style=_percent_axis, fill=True
     )
 
 
@@ -191,15 +195,12 @@ def rolling_sharpe_figure(run: BacktestRun) -> Figure:
 
 
 def rolling_volatility_figure(run: BacktestRun) -> Figure:
-    def style(ax: Axes) -> None:
-        ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
-
     return _per_strategy(
         run,
         _rolling_volatility,
         title=f"Rolling volatility ({ROLLING_DAYS} days, annualised)",
         ylabel="volatility",
-        style=style,
+        style=_percent_axis,
     )
 
 
@@ -223,50 +224,51 @@ def regime_spans(codes: pd.Series) -> list[tuple[pd.Timestamp, pd.Timestamp, flo
     ]
 
 
-def default_regime_strategy(run: BacktestRun) -> str | None:
-    """The strategy whose regimes the strip shows: the first full rule set (``rules`` or
-    ``ensemble``), else the last strategy that has regimes."""
-    for strategy in run.result.strategies:
-        if strategy.kind in ("rules", "ensemble") and strategy.name in run.held_regimes:
-            return strategy.name
-    names = list(run.held_regimes)
-    return names[-1] if names else None
+def regime_strategies(run: BacktestRun) -> list[str]:
+    """The strategies that hold regimes (not buy & hold), in the request's order."""
+    return [s.name for s in run.result.strategies if s.name in run.held_regimes]
 
 
-def regime_figure(run: BacktestRun, strategy: str | None = None) -> Figure:
-    """The asset with the regime held each day shaded, the exposure held, and drawdowns
-    of the asset and of the strategy, on one time axis."""
-    name = strategy or default_regime_strategy(run)
-    figure = _figure(6.5)
-    price_ax, exposure_ax, drawdown_ax = figure.subplots(
-        3, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1, 1.4]}
+def regime_figure(run: BacktestRun) -> Figure:
+    """On one time axis: the asset (log scale); for every strategy that has regimes, a
+    panel shaded by the regime it held each day with the exposure it held drawn over
+    it; and the drawdowns of those strategies and of the asset."""
+    names = regime_strategies(run)
+    figure = _figure(4.2 + 1.15 * max(1, len(names)))
+    axes = figure.subplots(
+        2 + len(names),
+        1,
+        sharex=True,
+        gridspec_kw={"height_ratios": [2.6, *([1.0] * len(names)), 1.4]},
     )
+    price_ax, *exposure_axes, drawdown_ax = axes
     close = run.asset_close
     asset = run.result.conventions.asset
     price_ax.plot(close.index, close.to_numpy(), color="black", linewidth=0.9, label=asset)
     _plain_log_axis(price_ax)
     price_ax.set_ylabel(f"{asset} (log scale)")
-    if name is not None:
+    price_ax.legend(loc="upper left", fontsize="small")
+    shown: dict[str, object] = {}  # regime label -> its patch, for one legend
+    for colour, (name, ax) in enumerate(zip(names, exposure_axes, strict=True)):
         labels = run.signals[name].regime_labels
-        shown: set[str] = set()
         for start, end, code in regime_spans(run.held_regimes[name]):
             label = labels[int(code)]
-            price_ax.axvspan(
-                start,
-                end,
-                color=REGIME_COLOURS.get(label, "grey"),
-                alpha=0.22,
-                linewidth=0,
-                label=None if label in shown else label,
+            patch = ax.axvspan(
+                start, end, color=REGIME_COLOURS.get(label, "grey"), alpha=0.3, linewidth=0
             )
-            shown.add(label)
+            shown.setdefault(label, patch)
         positions = run.simulation.positions[name]
-        exposure_ax.step(positions.index, positions.to_numpy(), where="post", color="C0")
-        exposure_ax.set_ylabel("exposure")
+        ax.step(positions.index, positions.to_numpy(), where="post", color=f"C{colour}")
         top = max(1.0, float(np.nanmax(positions.to_numpy()))) if len(positions) else 1.0
-        exposure_ax.set_ylim(-0.05, top + 0.1)
+        ax.set_ylim(-0.05, top + 0.1)
+        ax.set_ylabel("exposure")
+        ax.set_title(name, fontsize="small", loc="left")
         drawdown_ax.plot(
-            positions.index, _drawdown(run, name).to_numpy(), color="C0", linewidth=0.9, label=name
+            positions.index,
+            _drawdown(run, name).to_numpy(),
+            color=f"C{colour}",
+            linewidth=0.9,
+            label=name,
         )
     asset_drawdown = drawdown_series(run.simulation.asset_returns)
     drawdown_ax.plot(
@@ -276,13 +278,20 @@ def regime_figure(run: BacktestRun, strategy: str | None = None) -> Figure:
         linewidth=0.9,
         label=asset,
     )
-    drawdown_ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+    _percent_axis(drawdown_ax)
     drawdown_ax.set_ylabel("drawdown")
-    drawdown_ax.legend(loc="lower left", fontsize="small")
-    price_ax.legend(loc="upper left", fontsize="small", ncols=4)
-    for ax in (price_ax, exposure_ax, drawdown_ax):
+    drawdown_ax.legend(loc="lower left", fontsize="small", ncols=min(4, len(names) + 1))
+    if shown:
+        figure.legend(
+            list(shown.values()),
+            list(shown),
+            loc="outside upper right",
+            fontsize="small",
+            ncols=len(shown),
+        )
+    for ax in axes:
         ax.grid(True, alpha=0.3)
-    what = f"Regimes and exposure held by {name}" if name else "Asset (no regimes)"
+    what = "Regimes and exposure held" if names else "Asset (no strategy has regimes)"
     figure.suptitle(_title(run, what))
     return figure
 

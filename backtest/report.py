@@ -14,7 +14,7 @@ from backtest.published import (
     PUBLISHED_FRAMEWORK_ROWS,
     PublishedFrameworkRow,
 )
-from backtest.schemas import BacktestResult, StrategyResult, TimeInvested
+from backtest.schemas import MAX_TITLE_LENGTH, BacktestResult, StrategyResult, TimeInvested
 
 
 def _pct(value: float | None, digits: int = 1) -> str:
@@ -30,11 +30,34 @@ def _gap(ours: float | None, published: float, scale: float = 100.0, digits: int
 
 
 def _invested(time: TimeInvested) -> str:
-    if time.full is None or time.partial is None:
+    """'79.0%' when every invested day was held at exactly 1x; otherwise each share held,
+    e.g. '20% lev + 52% full + 18% part' (backtest.metrics.time_invested)."""
+    shares = {"lev": time.leveraged, "full": time.full, "part": time.partial}
+    if any(share is None for share in shares.values()):
         return "n/a"
-    if time.partial > 0.0:
-        return f"{_pct(time.full, 0)} full + {_pct(time.partial, 0)} part"
-    return _pct(time.full, 1)
+    if not time.leveraged and not time.partial:
+        return _pct(time.full, 1)
+    return " + ".join(f"{_pct(share, 0)} {label}" for label, share in shares.items() if share)
+
+
+def _leverage_cost(strategy: StrategyResult, financing: bool) -> str:
+    """What leverage cost a strategy: '-' when it never held more than 1x."""
+    if not strategy.metrics.time_invested.leveraged:
+        return "-"
+    return "cash rate" if financing else "NONE: financing off"
+
+
+def default_title(names: Sequence[str], max_length: int = MAX_TITLE_LENGTH) -> str:
+    """A report's title when its request gives none: the strategies' names, the first
+    three and how many more."""
+    shown = " vs ".join(names[:3])
+    if len(names) > 3:
+        shown += f" and {len(names) - 3} more"
+    return shown if len(shown) <= max_length else shown[: max_length - 3] + "..."
+
+
+def report_title(title: str | None, result: BacktestResult) -> str:
+    return title or default_title([s.name for s in result.strategies])
 
 
 def _published_invested(row: PublishedFrameworkRow) -> str:
@@ -61,8 +84,8 @@ def header_lines(result: BacktestResult) -> list[str]:
         f"Period: {period.start} .. {period.end} ({period.days} trading days), asset {conv.asset}",
         f"Timing: {conv.timing}",
         f"Costs: {conv.cost_bps:g} bps per unit traded; cash yield "
-        f"{'on' if conv.cash_yield else 'off'}; financing {'on' if conv.financing else 'off'}; "
-        f"cash rate {conv.cash_rate}",
+        f"{'on' if conv.cash_yield else 'off'}; financing of exposure above 1x "
+        f"{'on' if conv.financing else 'OFF (leverage costs nothing)'}; cash rate {conv.cash_rate}",
         f"Sharpe: {conv.metrics['sharpe']}; annual return {conv.metrics['annualised_return']}",
         f"Alignment: {conv.alignment}",
         f"Missing inputs: {conv.missing_inputs}",
@@ -81,8 +104,10 @@ def format_result(result: BacktestResult) -> str:
         "DD days",
         "Calmar",
         "time invested",
+        "leverage cost",
         "trades",
     ]
+    financing = result.conventions.financing
     rows = [
         [
             s.name,
@@ -94,6 +119,7 @@ def format_result(result: BacktestResult) -> str:
             str(s.metrics.max_drawdown_days),
             _num(s.metrics.calmar),
             _invested(s.metrics.time_invested),
+            _leverage_cost(s, financing),
             str(s.metrics.trades),
         ]
         for s in result.strategies
@@ -207,9 +233,11 @@ def tear_sheet_html(
     figure_url: Callable[[str, str], str],
     figures: Sequence[str],
     warnings: Sequence[str] = (),
+    about: Sequence[str] = (),
 ) -> str:
-    """A self-contained HTML page: metrics table, conventions, notes and one <img> per
-    figure (``figure_url(name, format)`` gives its address; PNG shown, SVG linked)."""
+    """A self-contained HTML page: title, ``about`` lines (e.g. the run's id), metrics
+    table, conventions, notes and one <img> per figure (``figure_url(name, format)``
+    gives its address; PNG shown, SVG linked)."""
     header = [
         "strategy",
         "ann. return",
@@ -219,8 +247,10 @@ def tear_sheet_html(
         "max DD",
         "Calmar",
         "time invested",
+        "leverage cost",
         "trades",
     ]
+    financing = result.conventions.financing
     rows = [
         [
             s.name,
@@ -231,6 +261,7 @@ def tear_sheet_html(
             _pct(s.metrics.max_drawdown),
             _num(s.metrics.calmar),
             _invested(s.metrics.time_invested),
+            _leverage_cost(s, financing),
             str(s.metrics.trades),
         ]
         for s in result.strategies
@@ -247,7 +278,9 @@ def tear_sheet_html(
             "</tbody></table>",
         ]
     )
-    meta = "".join(f"<p class='meta'>{escape(line)}</p>" for line in header_lines(result))
+    meta = "".join(
+        f"<p class='meta'>{escape(line)}</p>" for line in [*about, *header_lines(result)]
+    )
     notices = "".join(f"<p class='note'>{escape(text)}</p>" for text in warnings)
     notes = ""
     if result.notes:

@@ -387,6 +387,7 @@ def strategy_metrics(block: dict[str, np.ndarray | None], column: int) -> Strate
         longest_drawdown_days=int(block["longest_drawdown_days"][column]),
         calmar=value("calmar"),
         time_invested=TimeInvested(
+            leveraged=value("leveraged"),
             full=value("full"),
             partial=value("partial"),
             none=value("none"),

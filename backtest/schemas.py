@@ -19,6 +19,7 @@ from core.enums import FilterName
 from inference.in_sample import ModelHistory
 
 MAX_STRATEGIES = 50
+MAX_TITLE_LENGTH = 200
 
 
 class EquitySampling(StrEnum):
@@ -52,7 +53,11 @@ class BacktestRequest(_Model):
         default=0.0, ge=0.0, le=MAX_COST_BPS, description="cost per unit of traded exposure"
     )
     cash_yield: bool = Field(default=False, description="uninvested part earns the cash rate")
-    financing: bool = Field(default=False, description="leverage above 1x pays the cash rate")
+    financing: bool = Field(
+        default=True,
+        description="exposure above 1x is borrowed and pays the cash rate (on by default; "
+        "false studies unfinanced leverage, and the report marks each leveraged strategy so)",
+    )
     rate_source: RateSource = RateSource.DFF
     lag: int = Field(
         default=1,
@@ -71,6 +76,12 @@ class BacktestRequest(_Model):
     store: bool = Field(
         default=True,
         description="keep the run (readable at GET /backtest/{id}); false: only answer it",
+    )
+    title: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_TITLE_LENGTH,
+        description="the tear sheet's title; default: built from the strategies' names",
     )
 
     @model_validator(mode="after")
@@ -108,7 +119,14 @@ class Conventions(_Model):
 
 
 class TimeInvested(_Model):
-    full: float | None = Field(description="share of days with exposure >= 1")
+    """backtest.metrics.time_invested: the four shares sum to 1."""
+
+    leveraged: float | None = Field(
+        default=None,
+        description="share of days with exposure > 1 (null in runs stored before it was "
+        "counted apart, whose full share includes these days)",
+    )
+    full: float | None = Field(description="share of days with exposure exactly 1")
     partial: float | None = Field(description="share of days with 0 < exposure < 1")
     none: float | None = Field(description="share of days with exposure 0")
     average_exposure: float | None

@@ -39,6 +39,9 @@ STRATEGIES = [
     {"kind": "model", "mapping": "leveraged", "name": "Leveraged 1.5/0.3"},
 ]
 
+# The peer holds leverage without paying for it: so does our side of the comparison.
+UNFINANCED = {"strategies": STRATEGIES, "financing": False}
+
 
 def peer_inputs(market: Path) -> BacktestInputs:
     closes = read_folder_closes(market, FEATURE_INPUT_SYMBOLS, today=dt.date.today())
@@ -51,7 +54,7 @@ def peer_inputs(market: Path) -> BacktestInputs:
 
 def compare(inputs: BacktestInputs, start: str, end: str | None = None) -> list[dict]:
     """Final wealth per strategy in both engines, plus both engines' times."""
-    request = BacktestRequest.model_validate({"strategies": STRATEGIES, "start": start, "end": end})
+    request = BacktestRequest.model_validate({**UNFINANCED, "start": start, "end": end})
     started = time.perf_counter()
     run = run_backtest(request, inputs)
     ours_s = time.perf_counter() - started
@@ -92,7 +95,7 @@ def main() -> None:
 
     inputs = peer_inputs(args.market)
     rows = compare(inputs, args.start)
-    request = BacktestRequest.model_validate({"strategies": STRATEGIES, "start": args.start})
+    request = BacktestRequest.model_validate({**UNFINANCED, "start": args.start})
     ours = []
     for _ in range(repeat):
         started = time.perf_counter()

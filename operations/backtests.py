@@ -50,8 +50,8 @@ def load_backtest_inputs(
     cash_rate = None
     if rate_symbol in closes:
         cash_rate = daily_cash_rate(rate_symbol, closes[rate_symbol], features.index)
-    elif request.cash_yield or request.financing:
-        raise NoDataError(f"cash yield and financing need {rate_symbol} in the store: ingest it")
+    elif request.cash_yield:  # financing needs the rate only on leveraged days (the engine)
+        raise NoDataError(f"cash yield needs {rate_symbol} in the store: ingest it")
     outputs = None
     if any(uses_model(strategy) for strategy in request.strategies):
         if model_version is None:

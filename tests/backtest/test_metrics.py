@@ -90,9 +90,16 @@ def test_turnover_trades_and_time_invested() -> None:
     traded = np.array([1.0, 0.5, 0.0, 0.5, 1.0])
     assert metrics.annualised_turnover(traded) == pytest.approx(3.0 * 252 / 5, rel=1e-12)
     assert metrics.trade_count(traded) == 4
-    assert metrics.time_invested(np.array([1.5, 1.0, 0.5, 0.0, 0.0])) == pytest.approx(
-        (0.4, 0.2, 0.4)
+    # 1.5x is leveraged, not "full"; the four shares sum to 1.
+    shares = metrics.time_invested(np.array([1.5, 1.0, 0.5, 0.0, 0.0]))
+    assert shares._asdict() == pytest.approx(
+        {"leveraged": 0.2, "full": 0.2, "partial": 0.2, "none": 0.4}
     )
+    block = metrics.time_invested(np.array([[2.0, 1.0], [1.0, 1.0], [0.25, 0.0], [1.0, 1.0]]))
+    np.testing.assert_allclose(block.leveraged, [0.25, 0.0])
+    np.testing.assert_allclose(block.full, [0.5, 0.75])
+    np.testing.assert_allclose(block.partial, [0.25, 0.0])
+    np.testing.assert_allclose(block.none, [0.0, 0.25])
 
 
 def test_yearly_returns_compound_within_each_year() -> None:

@@ -9,10 +9,10 @@ import pytest
 from backtest.plots import (
     FIGURES,
     OVERLAY_MAX,
-    default_regime_strategy,
     equity_figure,
     regime_figure,
     regime_spans,
+    regime_strategies,
     write_plots,
 )
 from backtest.runner import BacktestInputs, BacktestRun, run_backtest
@@ -80,9 +80,17 @@ def test_write_plots_writes_every_figure(synthetic_inputs, tmp_path, image_forma
     assert all(path.stat().st_size > 1000 for path in paths)
 
 
-def test_the_regime_strip_defaults_to_the_full_rule_set(synthetic_inputs):
-    run = _run(synthetic_inputs, [FIVE[0], FIVE[2], FIVE[1], FIVE[3]])
-    assert default_regime_strategy(run) == "Rules (published)"
-    single = _run(synthetic_inputs, [FIVE[0], FIVE[2], FIVE[3]])
-    assert default_regime_strategy(single) == "Volatility only"
-    assert default_regime_strategy(_run(synthetic_inputs, [FIVE[0]])) is None
+def test_the_regime_figure_gives_every_strategy_with_regimes_a_panel(synthetic_inputs):
+    model_free = [FIVE[0], FIVE[2], FIVE[1], FIVE[3]]  # buy & hold has no regimes
+    run = _run(synthetic_inputs, model_free)
+    names = [s.name for s in run.result.strategies[1:]]
+    assert regime_strategies(run) == names
+    price, *panels, drawdown = regime_figure(run).axes
+    assert [ax.get_title(loc="left") for ax in panels] == names
+    for name, ax in zip(names, panels, strict=True):
+        held = run.simulation.positions[name].to_numpy()
+        np.testing.assert_allclose(ax.get_lines()[0].get_ydata(), held)
+        assert ax.patches, f"{name}: no regime shading"
+    assert [line.get_label() for line in drawdown.get_lines()] == [*names, "SPY"]
+    assert regime_strategies(_run(synthetic_inputs, [FIVE[0]])) == []
+    assert len(regime_figure(_run(synthetic_inputs, [FIVE[0]])).axes) == 2  # asset only

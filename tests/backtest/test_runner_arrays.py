@@ -76,7 +76,7 @@ def test_the_summary_of_a_block_equals_each_kernel_on_each_column():
     block = metrics.summary(returns, positions, turnover, rate)
     for column in range(5):
         r = returns[:, column]
-        full, partial, none = metrics.time_invested(positions[:, column])
+        invested = metrics.time_invested(positions[:, column])
         alone = {
             "cumulative_return": metrics.cumulative_return(r),
             "annualised_return": metrics.annualised_return(r),
@@ -90,9 +90,7 @@ def test_the_summary_of_a_block_equals_each_kernel_on_each_column():
             "max_drawdown_days": metrics.max_drawdown_duration(r),
             "longest_drawdown_days": metrics.longest_drawdown_duration(r),
             "calmar": metrics.calmar_ratio(r),
-            "full": full,
-            "partial": partial,
-            "none": none,
+            **invested._asdict(),
             "average_exposure": float(np.mean(positions[:, column])),
             "turnover_per_year": metrics.annualised_turnover(turnover[:, column]),
             "trades": metrics.trade_count(turnover[:, column]),

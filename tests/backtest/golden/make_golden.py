@@ -4,6 +4,12 @@ The file it writes was produced by the pandas-based engine before the kernel
 became array-based; tests/backtest/test_golden.py checks that every figure of
 today's engine equals it to 1e-12. Rerun only on a deliberate change of a
 convention:  .venv/bin/python tests/backtest/golden/make_golden.py
+
+Two deliberate changes were carried into the file since, every other figure checked
+unchanged: time invested in four shares (the old ``full``, exposure >= 1, is now
+``leveraged`` (> 1) plus ``full`` (= 1); "Model leveraged" moved 73% of its days from
+full to leveraged), and financing of leverage on by default (the two requests that do
+not set it now say ``financing: true``; they hold no leverage, so no figure moved).
 """
 
 from __future__ import annotations
