@@ -78,7 +78,7 @@ def _package_version() -> str:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     state = await run_in_threadpool(start_service, app.state.settings, app.state.metrics)
     app.state.service = state
-    await state.research.start()  # backtests and history pages run in these processes
+    state.research.start()  # backtests and history pages run there; started meanwhile
     # Everything loaded so far (pandas, the calendar, onnxruntime, SQLAlchemy) lives as
     # long as the process: keep it out of the collector's full passes, which would
     # otherwise rescan it every few thousand requests (latency spikes).
@@ -110,7 +110,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             await watcher
         await routes_webhooks.stop_delivery(delivery)
         await run_in_threadpool(routes_sweeps.stop_runner, app)
-        state.research.close()
+        await run_in_threadpool(partial(state.research.close, wait=True))
         state.engine.dispose()
 
 

@@ -3,10 +3,11 @@
 A backtest or a history page holds the GIL for milliseconds to tens of
 milliseconds; run on the serving process, every ``/regime/today`` waiting behind
 it would wait as long. ``ResearchPool`` runs them in a pool of
-``DEEPREGIME_RESEARCH_PROCESSES`` processes (started on first use, from a
-forkserver, so a new process costs a fork and not a fresh import). A job reads
-the database itself and returns its answer as bytes, so the serving process only
-copies the body out. Each process keeps the loaded backtest inputs until the
+``DEEPREGIME_RESEARCH_PROCESSES`` processes (started in the background as the
+service starts, from a forkserver, so a new process costs a fork and not a fresh
+import; shut down and joined when it stops, so nothing is left running or leaked).
+A job reads the database itself and returns its answer as bytes, so the serving
+process only copies the body out. Each process keeps the loaded backtest inputs until the
 ledger moves on.
 
 Bounds: at most ``processes + DEEPREGIME_RESEARCH_QUEUE`` jobs are accepted at a
@@ -150,6 +151,8 @@ class ResearchPool:
         self.nice = settings.research_nice
         self.busy = 0
         self._executor: concurrent.futures.ProcessPoolExecutor | None = None
+        self._executor_lock = threading.Lock()  # one pool, whichever thread asks first
+        self._starting: threading.Thread | None = None
         self._database = Database(settings.database_url, settings.db_timeout_s)
         if self.in_process and engine is not None:
             _engines[self._database] = engine  # jobs in this process use the app's engine
@@ -161,31 +164,35 @@ class ResearchPool:
         return self.processes == 0
 
     def _pool(self) -> concurrent.futures.ProcessPoolExecutor:
-        if self._executor is None:
-            context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(PRELOAD)
-            self._executor = concurrent.futures.ProcessPoolExecutor(
-                max_workers=self.processes,
-                mp_context=context,
-                initializer=_start_process,
-                initargs=(self.nice, os.getpid()),
-            )
-        return self._executor
+        with self._executor_lock:
+            if self._executor is None:
+                context = multiprocessing.get_context("forkserver")
+                context.set_forkserver_preload(PRELOAD)
+                self._executor = concurrent.futures.ProcessPoolExecutor(
+                    max_workers=self.processes,
+                    mp_context=context,
+                    initializer=_start_process,
+                    initargs=(self.nice, os.getpid()),
+                )
+            return self._executor
 
-    async def start(self, wait_s: float = 60.0) -> None:
-        """Start the processes and wait until each has answered once (at most ``wait_s``),
-        so no request pays for their start. Process start-up blocks: done in a thread."""
-        if self.in_process:
+    def start(self) -> None:
+        """Start the processes in a background thread and have each answer once, so that
+        no request pays for their start while the service answers from its first second
+        (their imports take longer than the service's own start). A job sent meanwhile
+        waits for them."""
+        if self.in_process or self._starting is not None:
             return
-        try:
-            await asyncio.wait_for(asyncio.to_thread(self._warm), wait_s)
-        except Exception as error:  # noqa: BLE001 - requests will start them again
-            log.warning("research processes not started (%s); starting on first use", error)
+        self._starting = threading.Thread(target=self._warm, name="research-start", daemon=True)
+        self._starting.start()
 
     def _warm(self) -> None:
-        pool = self._pool()
-        for ready in [pool.submit(_ready) for _ in range(self.processes)]:
-            ready.result()
+        try:
+            pool = self._pool()
+            for ready in [pool.submit(_ready) for _ in range(self.processes)]:
+                ready.result()
+        except Exception as error:  # noqa: BLE001 - requests will start them again
+            log.warning("research processes not started (%s); starting on first use", error)
 
     async def _submit(
         self, function: Callable[[Any], Outcome], job: object
@@ -229,12 +236,19 @@ class ResearchPool:
     def _release(self) -> None:
         self.busy -= 1
 
-    def close(self) -> None:
+    def close(self, *, wait: bool = False) -> None:
+        """Stop the processes. ``wait`` (the service's shutdown): until they have exited
+        and the pool's queues and their semaphores are released. The server may end by
+        raising its stop signal again, when no exit handler runs, so whatever is still
+        open then is reported by multiprocessing's resource tracker as leaked."""
         if self.in_process:
             _engines.pop(self._database, None)
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
-            self._executor = None
+        if wait and self._starting is not None:
+            self._starting.join()
+        with self._executor_lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=wait, cancel_futures=True)
 
 
 # --- inside the research processes ----------------------------------------------------

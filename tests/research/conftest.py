@@ -1,13 +1,21 @@
 """Made-up inputs for sweep tests: seeded closes over about six years, VIX3M missing
-for the first 150 days (so the volatility filter is unavailable there)."""
+for the first 150 days (so the volatility filter is unavailable there); and a database
+holding about four years of made-up closes run through the daily cycle."""
 
 from __future__ import annotations
 
+import datetime as dt
+from pathlib import Path
+
+import pandas as pd
 import pytest
 
 from backtest.runner import BacktestInputs
+from tests.app.conftest import load_market, write_csv_folder
 from tests.backtest.conftest import inputs_from_closes
 from tests.conftest import make_closes
+
+MARKET_LAST_DAY = dt.date(2014, 3, 20)
 
 
 def sweep_inputs(n_days: int = 1500, seed: int = 21) -> BacktestInputs:
@@ -19,3 +27,13 @@ def sweep_inputs(n_days: int = 1500, seed: int = 21) -> BacktestInputs:
 @pytest.fixture(scope="module")
 def inputs() -> BacktestInputs:
     return sweep_inputs()
+
+
+@pytest.fixture
+def market_url(database_url: str, tmp_path: Path) -> str:
+    """About four years (2010-01 .. 2014-03) of made-up closes run through the daily cycle."""
+    days = pd.bdate_range(end=MARKET_LAST_DAY, periods=1100, name="date")
+    closes = make_closes(n_days=1100, seed=3, start=str(days[0].date()))
+    frame = pd.DataFrame({symbol: series.to_numpy() for symbol, series in closes.items()}, days)
+    load_market(database_url, write_csv_folder(tmp_path / "market", frame), today=MARKET_LAST_DAY)
+    return database_url

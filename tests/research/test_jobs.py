@@ -7,7 +7,6 @@ import datetime as dt
 import time
 from pathlib import Path
 
-import pandas as pd
 import pytest
 from sqlalchemy import update
 
@@ -31,10 +30,8 @@ from operations.sweeps import (
 from research.grid import SweepRequest
 from store.db import make_engine
 from store.tables import sweeps
-from tests.app.conftest import load_market, running, write_csv_folder
-from tests.conftest import make_closes
+from tests.app.conftest import running
 
-LAST = dt.date(2014, 3, 20)
 BODY = {
     "name": "small",
     "grid": {
@@ -48,16 +45,6 @@ BODY = {
     "pbo_blocks": 6,
 }
 SIZE = 2 * 2 * 2 * 2 * 2
-
-
-@pytest.fixture
-def market_url(database_url: str, tmp_path: Path) -> str:
-    """About four years (2010-01 .. 2014-03) of made-up closes run through the daily cycle."""
-    days = pd.bdate_range(end=LAST, periods=1100, name="date")
-    closes = make_closes(n_days=1100, seed=3, start=str(days[0].date()))
-    frame = pd.DataFrame({symbol: series.to_numpy() for symbol, series in closes.items()}, days)
-    load_market(database_url, write_csv_folder(tmp_path / "market", frame), today=LAST)
-    return database_url
 
 
 def _settings(url: str, tmp_path: Path, **changes) -> Settings:
