@@ -7,7 +7,8 @@ trading day, this ASGI middleware, outermost in the stack, sends that body (or a
 the other middlewares: the request costs what the HTTP server costs. Anything
 else falls through to the route, which renders, validates and reports errors as
 usual: a first request, an entry due for its background refresh, a query
-parameter other than a valid ``policy`` / ``mapping``, a client that has seen a
+parameter other than a valid ``policy`` / ``mapping`` / ``market`` / built-in
+``rule_set``, a client that has seen a
 newer publication, a service without a ledger watcher. Requests answered here
 are counted in the same metrics, under the route's name.
 """
@@ -21,8 +22,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.routes_regimes import (
     RenderedToday,
-    asked_variant,
+    find_built_in,
     publication_in,
+    resolve_ask,
     today_clock,
     today_headers,
 )
@@ -30,7 +32,7 @@ from app.state import ServiceState
 from core.errors import DeepRegimeError
 
 PATH = "/regime/today"
-_KNOWN = {"policy", "mapping"}
+_KNOWN = {"policy", "mapping", "market", "rule_set"}
 
 
 class TodayFastPath:
@@ -56,13 +58,18 @@ class TodayFastPath:
         if query is None:
             return 0
         try:
-            policy, mapping = asked_variant(
-                state.settings, query.get("policy"), query.get("mapping")
+            ask = resolve_ask(
+                state.settings,
+                market=query.get("market"),
+                rule_set=query.get("rule_set"),
+                policy=query.get("policy"),
+                mapping=query.get("mapping"),
+                find=find_built_in,  # a registered rule set's lookup needs the database
             )
         except DeepRegimeError:
-            return 0  # the route names the bad value (422)
+            return 0  # the route names the bad value (422), or finds a registered name
         now = (await today_clock(scope["app"]))()
-        key = ("today", policy, mapping, state.calendar.expected_last_session(now))
+        key = ask.cache_key(state.calendar.expected_last_session(now))
         rendered: RenderedToday | None = state.cache.current(key)
         if rendered is None:
             return 0
@@ -87,7 +94,7 @@ class TodayFastPath:
 
 
 def _query(scope: Scope) -> dict[str, str] | None:
-    """``policy`` and ``mapping`` given once each at most, nothing else; else None."""
+    """Parameters of /regime/today given once each at most, nothing else; else None."""
     raw = scope.get("query_string", b"")
     if not raw:
         return {}

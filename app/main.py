@@ -35,6 +35,7 @@ from app import (
     routes_admin,
     routes_backtest,
     routes_ledger,
+    routes_markets,
     routes_models,
     routes_ops,
     routes_regimes,
@@ -160,6 +161,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         routes_webhooks,
         routes_sweeps,
         routes_rule_sets,
+        routes_markets,
     ):
         app.include_router(module.router)
     app.include_router(dashboard_router)

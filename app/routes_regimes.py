@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import inspect
 import json
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum, StrEnum
 from typing import Annotated, TypeVar
@@ -37,7 +37,9 @@ from core.enums import Policy
 from core.errors import DataValidationError, NoDataError, NotFoundError
 from inference.in_sample import ModelHistory
 from operations import answers, rule_sets
+from operations.markets import Market, current_universe
 from operations.publish import PolicyName, parse_variant, variant_for
+from operations.regime_stats import regime_stats
 from operations.revisions import is_revised
 from operations.rule_sets import RuleSetPage, RuleSetReport
 from operations.schedule import next_run_at
@@ -74,29 +76,29 @@ class RenderedToday:
 
 
 def _render_today(
-    state: ServiceState,
-    policy: Policy,
-    mapping: ModelMappingName,
-    expected: dt.date,
-    now: dt.datetime,
+    state: ServiceState, ask: Ask, expected: dt.date, now: dt.datetime
 ) -> RenderedToday:
-    """The latest publication under the policy, with read-time fields, its ETag, and
-    how long clients may keep it."""
-    answers.require_model(policy, state.model)
-    variant = variant_for(policy, mapping)
+    """The latest publication of what ``ask`` names, with read-time fields, its ETag,
+    and how long clients may keep it."""
     with state.engine.connect() as connection:
-        publication = latest_publication(connection, policy=variant.key)
-        if publication is None:
-            if answers.stored_span(connection, state.rule_set) is None:
-                raise answers.no_regimes(state.rule_set)
-            raise NoDataError(
-                f"nothing published yet under policy {variant.key!r}: run `deepregime update` "
-                "(or POST /admin/refresh)"
-            )
+        if ask.item is not None:
+            publication = rule_sets.published_today(connection, ask.item)
+        else:
+            answers.require_model(ask.policy, state.model)
+            variant = variant_for(ask.policy, ask.mapping)
+            publication = latest_publication(connection, policy=variant.key)
+            if publication is None:
+                if answers.stored_span(connection, state.rule_set) is None:
+                    raise answers.no_regimes(state.rule_set)
+                raise NoDataError(
+                    f"nothing published yet under policy {variant.key!r}: run `deepregime "
+                    "update` (or POST /admin/refresh)"
+                )
     document = publication.document()
     as_of = dt.date.fromisoformat(document["as_of"])
     stale = as_of < expected
     document.update(
+        market=ask.market.id,
         publication_id=publication.id,
         published_at=publication.published_at.isoformat(),
         stale=stale,
@@ -143,6 +145,74 @@ def asked_variant(
     return variant.policy, variant.mapping or ModelMappingName(settings.model_mapping)
 
 
+@dataclass(frozen=True)
+class Ask:
+    """What a request asks for: a market, and either a rule set answered by name
+    (``item``) or the default market's preset under a policy."""
+
+    market: Market
+    item: rule_sets.RegisteredRuleSet | None
+    policy: Policy
+    mapping: ModelMappingName
+
+    def cache_key(self, expected: dt.date) -> tuple:
+        name = None if self.item is None else self.item.name
+        return ("today", self.market.id, name, self.policy, self.mapping, expected)
+
+
+def resolve_ask(
+    settings: Settings,
+    *,
+    market: str | None,
+    rule_set: str | None,
+    policy: str | None,
+    mapping: str | None,
+    find: Callable[[str], rule_sets.RegisteredRuleSet | None],
+) -> Ask:
+    """One resolution for every route: ``market`` (default: the universe's default)
+    and ``rule_set`` (default: the market's own) name the answer; a rule set answered
+    by name takes policy ``rules`` only, the classifier's policies being the default
+    market's. Bad combinations are 422s naming the parameter."""
+    universe = current_universe()
+    chosen = universe.market(market)
+    name = rule_set
+    if name is None and chosen.id != universe.default:
+        name = chosen.rule_set
+    item = None
+    if name is not None:
+        item = find(name)
+        if item is None:
+            raise NotFoundError(f"no rule set named {name!r} (GET /rule-sets lists them)")
+        if market is not None and item.market != chosen.id:
+            raise DataValidationError(
+                f"rule set {item.name!r} is for market {item.market}, not {chosen.id}",
+                field="query.rule_set",
+            )
+        chosen = universe.market(item.market)
+        if rule_sets.is_service_preset(item):
+            item = None
+    if item is None:
+        asked_policy, asked_mapping = asked_variant(settings, policy, mapping)
+        return Ask(chosen, None, asked_policy, asked_mapping)
+    if (policy is not None and policy != Policy.RULES.value) or mapping is not None:
+        raise DataValidationError(
+            f"rule set {item.name!r} is answered by its rules alone (policy 'rules'); the "
+            f"classifier's policies apply to market {universe.default}'s preset",
+            field="query.policy",
+        )
+    return Ask(chosen, item, Policy.RULES, ModelMappingName(settings.model_mapping))
+
+
+def find_built_in(name: str) -> rule_sets.RegisteredRuleSet | None:
+    return next((i for i in rule_sets.built_in() if name in (i.name, i.version)), None)
+
+
+def database_finder(
+    connection: Connection,
+) -> Callable[[str], rule_sets.RegisteredRuleSet | None]:
+    return lambda name: rule_sets.find(connection, name)
+
+
 def _enum_query(request: Request, name: str, kind: type[E]) -> E | None:
     """Query parameter ``name`` as a member of ``kind`` (None when absent); an unknown
     value is the same 422 FastAPI gives for a declared parameter."""
@@ -158,6 +228,11 @@ def _enum_query(request: Request, name: str, kind: type[E]) -> E | None:
         ) from None
 
 
+MARKET_DESCRIPTION = "A market of the universe (GET /markets; default: the universe's default)."
+RULE_SET_DESCRIPTION = (
+    "A rule set by name, or by the version its answers carry (GET /rule-sets; default: "
+    "the market's own)."
+)
 TODAY_PARAMETERS = [
     {
         "name": name,
@@ -172,17 +247,22 @@ TODAY_PARAMETERS = [
     )
 ] + [
     {
+        "name": "market",
+        "in": "query",
+        "required": False,
+        "description": MARKET_DESCRIPTION,
+        "schema": {"type": "string", "maxLength": 16},
+    },
+    {
         "name": "rule_set",
         "in": "query",
         "required": False,
-        "description": "A registered rule set's name (GET /rule-sets): its latest publication.",
+        "description": RULE_SET_DESCRIPTION,
         "schema": {"type": "string", "maxLength": 64},
-    }
+    },
 ]
-RuleSetQuery = Annotated[
-    str | None,
-    Query(max_length=64, description="A registered rule set's name (GET /rule-sets)."),
-]
+RuleSetQuery = Annotated[str | None, Query(max_length=64, description=RULE_SET_DESCRIPTION)]
+MarketQuery = Annotated[str | None, Query(max_length=16, description=MARKET_DESCRIPTION)]
 
 
 @router.get(
@@ -200,12 +280,25 @@ async def regime_today(request: Request) -> Response:
     of microseconds a request; the answer comes from the cache.
     """
     state: ServiceState = request.app.state.service
-    if "rule_set" in request.query_params:
-        return await _rule_set_today(request, state)
-    policy, mapping = asked_variant(
+    query = request.query_params
+    for name, limit in (("market", 16), ("rule_set", 64)):
+        if name in query and not 0 < len(query[name]) <= limit:
+            raise RequestValidationError(
+                [{"type": "string", "loc": ("query", name), "msg": f"1-{limit} characters"}]
+            )
+    policy = _enum_query(request, "policy", PolicyName)
+    mapping = _enum_query(request, "mapping", ModelMappingName)
+    name = query.get("rule_set")
+    found = None if name is None else find_built_in(name)
+    if name is not None and found is None:
+        found = await run_in_threadpool(_find_registered, state, name)
+    ask = resolve_ask(
         state.settings,
-        _enum_query(request, "policy", PolicyName),
-        _enum_query(request, "mapping", ModelMappingName),
+        market=query.get("market"),
+        rule_set=name,
+        policy=policy,
+        mapping=mapping,
+        find=lambda asked: find_built_in(asked) or (found if asked == name else None),
     )
     now = (await today_clock(request.app))()
     expected = state.calendar.expected_last_session(now)
@@ -213,9 +306,9 @@ async def regime_today(request: Request) -> Response:
         state.note_ledger_id(await run_in_threadpool(newest_publication, state))
 
     def render() -> Awaitable[RenderedToday]:
-        return run_in_threadpool(_render_today, state, policy, mapping, expected, now)
+        return run_in_threadpool(_render_today, state, ask, expected, now)
 
-    key = ("today", policy, mapping, expected)
+    key = ask.cache_key(expected)
     rendered = await state.cache.get_or_render(key, render)
     seen = request.headers.get("if-none-match")
     if seen == rendered.etag:
@@ -229,34 +322,12 @@ async def regime_today(request: Request) -> Response:
     return Response(rendered.body, media_type="application/json", headers=headers)
 
 
-def _rule_set_document(state: ServiceState, name: str, expected: dt.date) -> dict:
+def _find_registered(state: ServiceState, name: str) -> rule_sets.RegisteredRuleSet | None:
     with state.engine.connect() as connection:
-        publication = rule_sets.published_today(connection, rule_sets.get(connection, name))
-    document = publication.document()
-    document.update(
-        publication_id=publication.id,
-        published_at=publication.published_at.isoformat(),
-        stale=dt.date.fromisoformat(document["as_of"]) < expected,
-        expected_as_of=expected.isoformat(),
-    )
-    return document
+        return rule_sets.find(connection, name)
 
 
-async def _rule_set_today(request: Request, state: ServiceState) -> Response:
-    """A registered rule set's latest publication (operations.rule_sets), as published."""
-    name = request.query_params["rule_set"]
-    if not name or len(name) > 64:
-        raise RequestValidationError(
-            [{"type": "string", "loc": ("query", "rule_set"), "msg": "1-64 characters"}]
-        )
-    now = (await today_clock(request.app))()
-    expected = state.calendar.expected_last_session(now)
-    document = await run_in_threadpool(_rule_set_document, state, name, expected)
-    body = json.dumps(document, separators=(",", ":"))
-    return Response(body, media_type="application/json", headers={"Cache-Control": "no-cache"})
-
-
-@router.get("/regime/{day}", response_model=RegimeReport, responses=ERRORS)
+@router.get("/regime/{day}", response_model=RegimeReport | RuleSetReport, responses=ERRORS)
 def regime_on(
     day: Annotated[dt.date, Path(description="Trading day, YYYY-MM-DD.")],
     engine: EngineDep,
@@ -272,6 +343,7 @@ def regime_on(
         ),
     ] = None,
     rule_set: RuleSetQuery = None,
+    market: MarketQuery = None,
 ) -> RegimeReport | RuleSetReport | Response:
     """The regime of one stored trading day (404 when the day is not in the history).
 
@@ -279,29 +351,38 @@ def regime_on(
     exactly as published (404 when nothing had been published for it by then). With
     ``rule_set``, a registered rule set's answer (its definition and fingerprint in it).
     """
-    if rule_set is not None:
-        with engine.connect() as connection:
-            item = rule_sets.get(connection, rule_set)
-            if as_known_at is not None:
-                key = rule_sets.policy_key(item.name)
-                return _as_known_at(connection, day, key, as_known_at)
-            return rule_sets.rule_set_report(connection, item, day=day)
-    policy, mapping = asked_variant(state.settings, policy, mapping)
     with engine.connect() as connection:  # see app.deps: checked out on this thread
+        ask = resolve_ask(
+            state.settings,
+            market=market,
+            rule_set=rule_set,
+            policy=policy,
+            mapping=mapping,
+            find=database_finder(connection),
+        )
+        if ask.item is not None:
+            if as_known_at is not None:
+                key = rule_sets.policy_key(ask.item.name)
+                return _as_known_at(connection, day, key, as_known_at, ask.market.id)
+            return rule_sets.rule_set_report(connection, ask.item, day=day)
         if as_known_at is not None:
-            return _as_known_at(connection, day, variant_for(policy, mapping).key, as_known_at)
+            key = variant_for(ask.policy, ask.mapping).key
+            return _as_known_at(connection, day, key, as_known_at, ask.market.id)
         report = answers.regime_report(
             connection,
             day=day,
-            policy=policy,
-            mapping=mapping,
+            policy=ask.policy,
+            mapping=ask.mapping,
             rule_set=state.rule_set,
             model=model,
         )
-        return report.model_copy(update={"revised": is_revised(connection, day=day)})
+        revised = is_revised(connection, day=day)
+        return report.model_copy(update={"revised": revised, "market": ask.market.id})
 
 
-def _as_known_at(connection: Connection, day: dt.date, key: str, known_at: dt.datetime) -> Response:
+def _as_known_at(
+    connection: Connection, day: dt.date, key: str, known_at: dt.datetime, market: str
+) -> Response:
     moment = known_at if known_at.tzinfo is not None else known_at.replace(tzinfo=dt.UTC)
     publication = publication_as_known_at(connection, day=day, policy=key, known_at=moment)
     if publication is None:
@@ -310,7 +391,9 @@ def _as_known_at(connection: Connection, day: dt.date, key: str, known_at: dt.da
         )
     document = publication.document()
     document.update(
-        publication_id=publication.id, published_at=publication.published_at.isoformat()
+        market=market,
+        publication_id=publication.id,
+        published_at=publication.published_at.isoformat(),
     )
     return Response(json.dumps(document, separators=(",", ":")), media_type="application/json")
 
@@ -318,6 +401,41 @@ def _as_known_at(connection: Connection, day: dt.date, key: str, known_at: dt.da
 class HistoryOrder(StrEnum):
     ASC = "asc"
     DESC = "desc"
+
+
+@router.get(
+    "/regimes/stats",
+    responses=ERRORS,
+)
+def regimes_stats(
+    engine: EngineDep,
+    state: StateDep,
+    model: PredictorDep,
+    market: MarketQuery = None,
+    rule_set: RuleSetQuery = None,
+    policy: PolicyQuery = None,
+    mapping: MappingQuery = None,
+    start: Annotated[dt.date | None, Query(description="First day (inclusive).")] = None,
+    end: Annotated[dt.date | None, Query(description="Last day (inclusive).")] = None,
+) -> dict:
+    """What the regimes of a market mean over [start, end]: the day-to-day transition
+    matrix, each regime's spells (count, mean, median and longest in trading days),
+    the current spell's age, and the market's annualised return, volatility and max
+    drawdown while each regime was held (at the next close, as a backtest with lag 1
+    holds it). A continuous-score rule set adds its latest score and percentile."""
+    ask = _resolve_with_database(state, market, rule_set, policy, mapping)
+    with engine.connect() as connection:
+        return regime_stats(
+            connection,
+            market=ask.market,
+            item=ask.item,
+            policy=ask.policy,
+            mapping=ask.mapping,
+            rule_set=state.rule_set,
+            model=model,
+            start=start,
+            end=end,
+        )
 
 
 @router.get(
@@ -360,6 +478,7 @@ async def regimes(
     ] = None,
     accept: Annotated[str | None, Header(include_in_schema=False)] = None,
     rule_set: RuleSetQuery = None,
+    market: MarketQuery = None,
 ) -> Response:
     """History in pages, oldest first or (``order=desc``) newest first; ``latest=N`` for
     the N most recent days; CSV with ``?format=csv`` or ``Accept: text/csv``. Pages are
@@ -370,14 +489,22 @@ async def regimes(
                 f"at most {settings.max_page_size} days per page, got {value}",
                 field=f"query.{name}",
             )
-    asked_policy, asked_mapping = asked_variant(settings, policy, mapping)
-    if rule_set is not None:
+    ask = await run_in_threadpool(_resolve_with_database, state, market, rule_set, policy, mapping)
+    if ask.item is not None:
         if format is Format.CSV:
             raise DataValidationError(
                 "a rule set's history is served as JSON only", field="query.format"
             )
         page = await run_in_threadpool(
-            _rule_set_page, state, rule_set, start, end, cursor, latest or limit
+            _rule_set_page,
+            state,
+            ask.item,
+            start,
+            end,
+            cursor,
+            limit,
+            order is HistoryOrder.DESC,
+            latest,
         )
         return Response(page.model_dump_json(), media_type="application/json")
     job = HistoryJob(
@@ -389,8 +516,8 @@ async def regimes(
             "end": end,
             "cursor": cursor,
             "limit": limit,
-            "policy": asked_policy,
-            "mapping": asked_mapping,
+            "policy": ask.policy,
+            "mapping": ask.mapping,
             "descending": order is HistoryOrder.DESC,
             "latest": latest,
             "model_history": model_history,
@@ -404,16 +531,42 @@ async def regimes(
     return outcome.response()
 
 
+def _resolve_with_database(
+    state: ServiceState,
+    market: str | None,
+    rule_set: str | None,
+    policy: str | None,
+    mapping: str | None,
+) -> Ask:
+    with state.engine.connect() as connection:
+        return resolve_ask(
+            state.settings,
+            market=market,
+            rule_set=rule_set,
+            policy=policy,
+            mapping=mapping,
+            find=database_finder(connection),
+        )
+
+
 def _rule_set_page(
     state: ServiceState,
-    name: str,
+    item: rule_sets.RegisteredRuleSet,
     start: dt.date | None,
     end: dt.date | None,
     cursor: dt.date | None,
     limit: int,
+    descending: bool,
+    latest: int | None,
 ) -> RuleSetPage:
     with state.engine.connect() as connection:
-        item = rule_sets.get(connection, name)
         return rule_sets.rule_set_history(
-            connection, item, start=start, end=end, cursor=cursor, limit=limit
+            connection,
+            item,
+            start=start,
+            end=end,
+            cursor=cursor,
+            limit=limit,
+            descending=descending,
+            latest=latest,
         )

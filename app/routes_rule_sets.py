@@ -1,8 +1,10 @@
-"""Registered rule sets: ``POST /rule-sets`` (admin), ``GET /rule-sets``, ``GET /rule-sets/{name}``.
+"""Rule sets by name: ``POST /rule-sets`` (admin), ``GET /rule-sets``, ``GET /rule-sets/{name}``.
 
-A registered rule set is immutable (operations.rule_sets): registering the same
-definition again answers 200 with the stored one, another definition under a
-taken name 409. Its regimes are served with ``?rule_set=NAME`` on the regime routes.
+Built-in rule sets (the presets, each market's default) and registered ones are
+listed together. A registered rule set is immutable (operations.rule_sets):
+registering the same definition again answers 200 with the stored one, another
+definition under a taken name 409. Every rule set's regimes are served with
+``?rule_set=NAME`` (or the version its answers carry) on the regime routes.
 """
 
 from __future__ import annotations
@@ -44,16 +46,6 @@ EXAMPLE = {
 }
 
 
-def _info(item: rule_sets.RegisteredRuleSet) -> RegisteredInfo:
-    return RegisteredInfo(
-        name=item.name,
-        fingerprint=item.fingerprint,
-        version=item.definition.version,
-        definition=item.definition.to_dict(),
-        registered_at=item.registered_at,
-    )
-
-
 @router.post(
     "/rule-sets",
     response_model=RegisteredInfo,
@@ -79,21 +71,22 @@ def register_rule_set(
     except ConflictError as error:
         return problem(409, str(error))
     response.status_code = 201 if created else 200
-    return _info(item)
+    return RegisteredInfo.of_item(item)
 
 
 @router.get("/rule-sets", response_model=list[RegisteredInfo])
 def list_rule_sets(engine: EngineDep) -> list[RegisteredInfo]:
-    """Every registered rule set with its definition and fingerprint."""
+    """Every rule set by name: the built-in ones (presets and each market's default)
+    and the registered ones, with definition, fingerprint and market."""
     with engine.connect() as connection:
-        return [_info(item) for item in rule_sets.list_registered(connection)]
+        return [RegisteredInfo.of_item(item) for item in rule_sets.list_rule_sets(connection)]
 
 
 @router.get(
     "/rule-sets/{name}",
     response_model=RegisteredInfo,
-    responses={404: {"model": Problem, "description": "Not registered."}},
+    responses={404: {"model": Problem, "description": "No rule set of that name."}},
 )
 def show_rule_set(engine: EngineDep, name: Annotated[str, Path(max_length=64)]) -> RegisteredInfo:
     with engine.connect() as connection:
-        return _info(rule_sets.get(connection, name))
+        return RegisteredInfo.of_item(rule_sets.get(connection, name))

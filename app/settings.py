@@ -32,6 +32,8 @@ class Settings(BaseSettings):
 
     model_dir: Path = Path("models")
     rule_set: str = "published"
+    # The markets answered for (operations.markets); unset: the shipped universe.
+    universe_file: Path | None = None
     default_policy: Policy = Policy.RULES
 
     # Admin routes answer 403 for every key while this is unset.

@@ -43,6 +43,12 @@ class _Model(BaseModel):
 
 
 class BacktestRequest(_Model):
+    market: str | None = Field(
+        default=None,
+        max_length=16,
+        description="The market every strategy holds (GET /markets; conventions.asset names "
+        "its symbol); default: the universe's default market.",
+    )
     strategies: list[StrategyConfig] = Field(min_length=1, max_length=MAX_STRATEGIES)
     start: dt.date | None = Field(
         default=None,

@@ -22,6 +22,7 @@ from backtest.schemas import BacktestRequest
 from cli.common import handles_errors, print_json, read_document, transaction
 from core.errors import DataValidationError
 from operations.backtests import load_backtest_inputs
+from operations.rule_sets import resolve_request
 from store.model_registry import active_version
 
 PUBLISHED_FRAMEWORK = "published-framework"
@@ -95,6 +96,8 @@ def backtest(
     started = time.perf_counter()
     with transaction() as connection:
         version = model_version or active_version(connection)
+        # Rule sets by name become their definitions, as POST /backtest resolves them.
+        request = resolve_request(connection, request)
         inputs = load_backtest_inputs(connection, request=request, model_version=version)
     run = run_backtest(request, inputs)
     elapsed_ms = (time.perf_counter() - started) * 1000.0

@@ -23,13 +23,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _describe(item: rule_sets.RegisteredRuleSet) -> dict:
-    return {
-        "name": item.name,
-        "fingerprint": item.fingerprint,
-        "version": item.definition.version,
-        "registered_at": item.registered_at.isoformat(),
-        "definition": item.definition.to_dict(),
-    }
+    return rule_sets.RegisteredInfo.of_item(item).model_dump(mode="json")
 
 
 @group.command("register")
@@ -55,19 +49,17 @@ def register_command(
 @group.command("list")
 @handles_errors
 def list_command() -> None:
-    """Every registered rule set: name, fingerprint, filters."""
+    """Every rule set by name, built-in and registered: name, origin, market, filters."""
     with transaction() as connection:
-        items = rule_sets.list_registered(connection)
-    if not items:
-        typer.echo("no rule set registered")
+        items = rule_sets.list_rule_sets(connection)
     for item in items:
         kinds = ", ".join(f"{f.name}={f.kind}" for f in item.definition.filters)
-        typer.echo(f"{item.name}  {item.fingerprint[:12]}  {kinds}")
+        typer.echo(f"{item.name}  {item.version}  {item.origin}  {item.market}  {kinds}")
 
 
 @group.command("show")
 @handles_errors
-def show_command(name: Annotated[str, typer.Argument(help="A registered name.")]) -> None:
-    """A registered rule set's definition and fingerprint, as JSON."""
+def show_command(name: Annotated[str, typer.Argument(help="A rule set's name.")]) -> None:
+    """A rule set's definition, fingerprint, origin and market, as JSON."""
     with transaction() as connection:
         print_json(_describe(rule_sets.get(connection, name)))

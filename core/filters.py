@@ -146,6 +146,17 @@ def _rv_iv(frame: pd.DataFrame, inputs: tuple[str, ...], p: Mapping[str, float])
     return realised * math.sqrt(TRADING_DAYS_PER_YEAR) * 100.0 / _series(frame, inputs[1:])
 
 
+def _rv_ratio(frame: pd.DataFrame, inputs: tuple[str, ...], p: Mapping[str, float]) -> pd.Series:
+    """Realised volatility over the last ``fast`` days over that of the last ``slow``
+    days (sample std of daily simple returns): above 1 when the market is moving more
+    than it has over the year. The volatility reading of a market with no implied
+    volatility index."""
+    close = _series(frame, inputs)
+    returns = close / close.shift(1) - 1.0
+    fast = realised_volatility(returns, int(p["fast"]))
+    return fast / realised_volatility(returns, int(p["slow"]))
+
+
 Reading = Callable[[pd.DataFrame, tuple[str, ...], Mapping[str, float]], pd.Series]
 
 
@@ -237,6 +248,16 @@ FILTER_KINDS: Mapping[str, FilterKind] = MappingProxyType(
                 _term_slope,
                 inputs=["^VIX9D", "^VIX", "^VIX3M"],
                 threshold=0.0,
+                fires="above",
+            ),
+            _kind(
+                "realised_vol_ratio",
+                (1,),
+                {"fast": 20, "slow": 250},
+                "{series} realised vol {fast}d / {slow}d",
+                _rv_ratio,
+                inputs=["QQQ"],
+                threshold=1.5,
                 fires="above",
             ),
             _kind(

@@ -176,6 +176,19 @@ class RuleSetDefinition:
             found.add(self.vol_target.asset)
         return tuple(sorted(found))
 
+    def lookback_rows(self) -> int | None:
+        """How many rows before a day its answer reads, at most; None when unbounded
+        (an EMA, or hysteresis, whose state depends on the whole history). A bounded
+        rule set recomputed from a day with that many rows before it equals a full
+        recomputation (store.pipeline.refresh_regimes' ``since``)."""
+        if self.hysteresis != Hysteresis() or any(f.kind == "ema_ratio" for f in self.filters):
+            return None
+        # +1: a return reads the day before its first row.
+        rows = [int(value) + 1 for f in self.filters for _, value in f.params]
+        if self.vol_target is not None:
+            rows.append(self.vol_target.lookback_days + 1)
+        return max(rows, default=1)
+
     def closes_needed(self) -> list[str]:
         """Symbols to load besides the feature table (core.filters.closes_needed)."""
         asset = () if self.vol_target is None else (self.vol_target.asset,)

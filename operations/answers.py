@@ -34,6 +34,7 @@ from core.policies import ensemble_regimes, model_exposure
 from core.rules import RuleSet
 from inference.card import ModelCard
 from inference.in_sample import ModelHistory
+from operations.markets import current_universe
 from operations.models import ModelSlot
 from store.repository import load_model_outputs, load_regimes, load_served_model_outputs
 from store.tables import regimes
@@ -145,6 +146,9 @@ class RegimeReport(BaseModel):
         }
     )
 
+    market: str | None = Field(
+        default=None, description="The market the exposure is for (GET /markets)."
+    )
     as_of: dt.date = Field(description="Trading day of the data the answer is computed from.")
     stale: bool | None = Field(
         default=None,
@@ -227,6 +231,7 @@ class RegimePage(BaseModel):
         }
     )
 
+    market: str | None = Field(default=None, description="The market (GET /markets).")
     policy: Policy
     mapping: ModelMappingName | None = None
     rule_set: str
@@ -305,7 +310,7 @@ def _no_outputs() -> pd.DataFrame:
     )
 
 
-def _model_outputs(
+def model_outputs(
     connection: Connection,
     model: ModelSlot,
     start: dt.date,
@@ -429,7 +434,7 @@ def regime_report(
             f"no regime for {day}: not a trading day of the stored history ({span[0]} .. {span[1]})"
         )
     as_of = rows.index[0]
-    outputs = _model_outputs(connection, model, as_of.date(), as_of.date())
+    outputs = model_outputs(connection, model, as_of.date(), as_of.date())
     chosen = apply_policy(
         rows,
         outputs["regime"],
@@ -449,6 +454,51 @@ def regime_report(
 
 
 # --- history ------------------------------------------------------------------
+
+
+def history_rows(
+    connection: Connection,
+    *,
+    version: str,
+    start: dt.date | None,
+    end: dt.date | None,
+    cursor: dt.date | None,
+    limit: int,
+    descending: bool,
+    latest: int | None,
+) -> tuple[pd.DataFrame, dt.date | None]:
+    """The stored regime rows of one history page of rule set ``version``, oldest first,
+    and the next page's cursor. Days in [max(start, cursor), end], at most ``limit``;
+    ``descending``: newest first, days in [start, min(end, cursor)], the next cursor the
+    next older day; ``latest``: the ``latest`` most recent days in [start, end] (one
+    page, no cursor). Every history (a preset's, a rule set's by name) pages so."""
+    if start is not None and end is not None and start > end:
+        raise ConfigError(f"query 'start' ({start}) must not be after 'end' ({end})")
+    if latest is not None and cursor is not None:
+        raise ConfigError("query 'latest' gives one page: it takes no 'cursor'")
+    if latest is not None:
+        limit = latest
+    if descending or latest is not None:
+        bounds = [d for d in (end, cursor if latest is None else None) if d is not None]
+        rows = load_regimes(
+            connection,
+            rule_set_version=version,
+            start=start,
+            end=min(bounds) if bounds else None,
+            limit=limit + 1,
+            latest_first=True,
+        )
+    else:
+        first = max(d for d in (start, cursor) if d is not None) if (start or cursor) else None
+        rows = load_regimes(
+            connection, rule_set_version=version, start=first, end=end, limit=limit + 1
+        )
+    more = len(rows) > limit and latest is None
+    next_cursor = rows.index[limit].date() if more else None
+    rows = rows.iloc[:limit]
+    if descending or latest is not None:
+        rows = rows.sort_index()  # read newest first; pages are built oldest first
+    return rows, next_cursor
 
 
 def regime_history(
@@ -471,39 +521,21 @@ def regime_history(
     ``descending``: newest first, days in [start, min(end, cursor)], and the next
     cursor is the next older day. ``latest``: the ``latest`` most recent days in
     [start, end] (in the order asked; one page, no cursor)."""
-    if start is not None and end is not None and start > end:
-        raise ConfigError(f"query 'start' ({start}) must not be after 'end' ({end})")
-    if latest is not None and cursor is not None:
-        raise ConfigError("query 'latest' gives one page: it takes no 'cursor'")
     require_model(policy, model)
-    if latest is not None:
-        limit = latest
-    if descending or latest is not None:
-        bounds = [d for d in (end, cursor if latest is None else None) if d is not None]
-        rows = load_regimes(
-            connection,
-            rule_set_version=rule_set.version,
-            start=start,
-            end=min(bounds) if bounds else None,
-            limit=limit + 1,
-            latest_first=True,
-        )
-    else:
-        first = max(d for d in (start, cursor) if d is not None) if (start or cursor) else None
-        rows = load_regimes(
-            connection, rule_set_version=rule_set.version, start=first, end=end, limit=limit + 1
-        )
+    rows, next_cursor = history_rows(
+        connection,
+        version=rule_set.version,
+        start=start,
+        end=end,
+        cursor=cursor,
+        limit=limit,
+        descending=descending,
+        latest=latest,
+    )
     if rows.empty and stored_span(connection, rule_set) is None:
         raise no_regimes(rule_set)
-    more = len(rows) > limit and latest is None
-    next_cursor = rows.index[limit].date() if more else None
-    rows = rows.iloc[:limit]
-    if descending or latest is not None:
-        rows = rows.sort_index()  # computed oldest first; put in the order asked below
     outputs = (
-        _model_outputs(
-            connection, model, rows.index[0].date(), rows.index[-1].date(), model_history
-        )
+        model_outputs(connection, model, rows.index[0].date(), rows.index[-1].date(), model_history)
         if len(rows)
         else _no_outputs()
     )
@@ -567,6 +599,7 @@ def regime_history(
     if descending:
         items.reverse()
     return RegimePage(
+        market=current_universe().default,
         policy=policy,
         mapping=mapping if policy is Policy.MODEL else None,
         rule_set=rule_set.version,

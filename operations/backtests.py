@@ -19,6 +19,7 @@ from backtest.strategies import AllocationConfig, VolTargetConfig, symbols_neede
 from core.errors import DataValidationError, ModelUnavailableError, NoDataError
 from core.features import SPY
 from inference.in_sample import in_sample_note
+from operations.markets import current_universe
 from operations.models import ModelSlot
 from operations.rule_sets import resolve_request
 from store.backtest_runs import StoredRun, prune_runs, run_by_idempotency_key, save_run
@@ -39,14 +40,18 @@ def load_backtest_inputs(
     rate_symbol = request.rate_source.value
     # A few days before the first feature day, so the first day's cash rate is known.
     since = features.index[0].date() - dt.timedelta(days=10)
-    closes = load_closes(connection, symbols=[SPY, rate_symbol], start=since)
+    asset = current_universe().market(request.market, field="body.market").symbol
+    closes = load_closes(connection, symbols=[asset, rate_symbol], start=since)
     # Other symbols the strategies read (rule sets' inputs, defensive assets); one
     # that is not stored leaves its filter unavailable, as on the served side.
-    others = sorted(symbols_needed(request.strategies) - {SPY})
+    others = sorted(symbols_needed(request.strategies) - {SPY, asset})
     other_closes = load_closes(connection, symbols=others, start=since) if others else {}
     _check_defensive_assets(request, other_closes)
-    if SPY not in closes:
-        raise NoDataError(f"no {SPY} prices stored: run `deepregime update`")
+    if asset not in closes:
+        raise NoDataError(f"no {asset} prices stored: run `deepregime update`")
+    if asset != SPY:
+        # Strategies may read SPY (the published filters read it from the features).
+        other_closes[asset] = closes[asset]
     cash_rate = None
     if rate_symbol in closes:
         cash_rate = daily_cash_rate(rate_symbol, closes[rate_symbol], features.index)
@@ -67,11 +72,11 @@ def load_backtest_inputs(
         _check_outputs_cover(outputs, features.index, model_version, request)
     return BacktestInputs(
         features=features,
-        asset_close=closes[SPY],
+        asset_close=closes[asset],
         cash_rate=cash_rate,
         cash_rate_source=rate_symbol if cash_rate is not None else None,
         model_outputs=outputs,
-        asset=SPY,
+        asset=asset,
         closes=other_closes,
     )
 
@@ -205,6 +210,7 @@ def run_and_store_backtest(
     needs_model = any(uses_model(strategy) for strategy in request.strategies)
     key = (
         "backtest-inputs",
+        request.market,
         tuple(sorted(symbols_needed(request.strategies))),
         request.rate_source,
         model.version if needs_model else None,

@@ -58,6 +58,7 @@ from sqlalchemy import Connection, Engine, func, insert, or_, select, update
 from standardwebhooks import Webhook
 
 from core.errors import DataValidationError, NotFoundError
+from core.rulesets import REGISTERED_NAME
 from store.ledger import Publication, canonical_json
 from store.repository import utcnow
 from store.tables import webhook_deliveries, webhook_outbox, webhook_subscriptions
@@ -361,11 +362,18 @@ class _CheckedTransport(httpx.HTTPTransport):
 
 
 def validate_policy(policy: str | None) -> str | None:
-    if policy is not None and policy not in LEDGER_POLICIES:
-        raise DataValidationError(
-            f"'{policy}' is not one of {', '.join(LEDGER_POLICIES)} (or 'model')", field="policy"
-        )
-    return policy
+    """A ledger policy name: the default market's policies, or ``rule_set:NAME`` (a rule
+    set published by name, each market's default among them)."""
+    if policy is None or policy in LEDGER_POLICIES:
+        return policy
+    prefix, _, name = policy.partition(":")
+    if prefix == "rule_set" and REGISTERED_NAME.match(name):
+        return policy
+    raise DataValidationError(
+        f"'{policy}' is not one of {', '.join(LEDGER_POLICIES)} (or 'model'), nor "
+        "'rule_set:NAME'",
+        field="policy",
+    )
 
 
 def _short(text: str) -> str:

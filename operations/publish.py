@@ -31,7 +31,7 @@ from store.tables import publications
 
 # Fields that depend on when the answer is read, not on what was published.
 READ_TIME_FIELDS = frozenset(
-    {"stale", "expected_as_of", "publication_id", "published_at", "revised"}
+    {"stale", "expected_as_of", "publication_id", "published_at", "revised", "market"}
 )
 
 
@@ -156,29 +156,58 @@ def publish_latest(
             rule_set=rule_set,
             model=model,
         )
-        body = published_body(report)
-        previous = latest_publication(connection, policy=variant.key)
-        if previous is not None and previous.body == canonical_json(body):
-            continue
-        publication = append_publication(
+        publication, events = publish_if_changed(
             connection,
-            day=report.as_of,
             policy=variant.key,
+            day=report.as_of,
+            body=published_body(report),
             rule_set_version=rule_set.version,
             model_version=model.version if model.loaded else None,
-            data_fingerprint=fingerprint,
+            fingerprint=fingerprint,
             run_id=run_id,
-            body=body,
             published_at=published_at,
-        )
-        queued += enqueue_regime_change(
-            connection,
-            publication=publication,
-            previous=previous,
             default_policy=default_variant,
         )
-        appended.append(publication)
+        if publication is not None:
+            appended.append(publication)
+            queued += events
     return appended, queued
+
+
+def publish_if_changed(
+    connection: Connection,
+    *,
+    policy: str,
+    day: dt.date,
+    body: dict[str, Any],
+    rule_set_version: str,
+    model_version: str | None,
+    fingerprint: str,
+    run_id: int | None,
+    published_at: dt.datetime | None,
+    default_policy: str,
+) -> tuple[Publication | None, int]:
+    """The one publish step: append ``body`` under ``policy`` unless it equals the last
+    one published there, and queue its regime-change event in the same transaction.
+    Returns the publication (None: unchanged) and the events queued."""
+    previous = latest_publication(connection, policy=policy)
+    if previous is not None and previous.body == canonical_json(body):
+        return None, 0
+    publication = append_publication(
+        connection,
+        day=day,
+        policy=policy,
+        rule_set_version=rule_set_version,
+        model_version=model_version,
+        data_fingerprint=fingerprint,
+        run_id=run_id,
+        body=body,
+        published_at=published_at,
+    )
+    queued = enqueue_regime_change(
+        connection, publication=publication, previous=previous, default_policy=default_policy
+    )
+    return publication, queued
 
 
 def published_days(connection: Connection, *, since: dt.date) -> dict[tuple[dt.date, str], dict]:

@@ -3,10 +3,12 @@
 When a new file changes the stored price of a day already stored, the change
 is one of:
 
-- a **rescaling**: every stored adjusted close of an ETF from some day on moved
-  down by one small factor (a dividend back-adjustment). The factor is applied to
-  the whole stored series before that day too, so returns stay continuous;
-  ratios, returns and z-scores do not move, so it is applied and recorded;
+- a **rescaling**: every stored adjusted close of an ETF from the file's first day
+  on moved down by one small factor (a dividend back-adjustment), the file's
+  earliest overlapping rows included. The factor is applied to the whole stored
+  series before that day too, so returns stay continuous; ratios, returns and
+  z-scores do not move, so it is applied and recorded. A drop in only the latest
+  rows, the earlier ones unchanged, is no dividend: it is a correction;
 - a **correction**: anything else. Applied and recorded when it alters no
   published regime or exposure; otherwise held (not applied, the update exits
   non-zero naming it) until the operator reruns with ``--accept-revisions``.
@@ -29,6 +31,7 @@ from sqlalchemy import Connection, and_, insert, select
 from core.enums import Policy
 from core.features import FEATURE_INPUT_SYMBOLS, compute_features
 from core.rules import RuleSet, compute_regimes
+from core.rulesets import RuleSetDefinition
 from operations.answers import ModelMappingName, apply_policy
 from operations.models import ModelSlot
 from store.repository import utcnow
@@ -56,12 +59,12 @@ class Revision:
     old_adj_close: float  # on first_date
     new_adj_close: float
     factor: float | None  # new / old, for a rescaling
-    max_change: float  # largest relative change of one day's adjusted close
+    max_change: float  # the largest relative change of one day's adjusted close, signed
 
     def describe(self) -> str:
         what = (
-            f"rescaled by {self.factor:.6f}"
-            if self.kind == "rescale"
+            f"rescaled by {self.factor:.6f} ({self.factor - 1.0:+.2%})"
+            if self.kind == "rescale" and self.factor is not None
             else f"largest change {self.max_change:+.2%}"
         )
         return (
@@ -76,16 +79,19 @@ def classify(symbol: str, changes: pd.DataFrame, *, overlapping_days: int) -> Re
 
     ``changes``: index date, ``old_adj_close`` and ``new_adj_close`` per changed day
     (as store.ingest holds them back). ``overlapping_days``: how many days were stored
-    from the first changed day on (before this update). A rescaling is an adjusted
-    ETF series whose every stored day from the first changed one on moved down by
-    one factor of at most MAX_DISTRIBUTION: how a back-adjustment for a dividend
-    looks in a file that starts anywhere in the past (a download from the last
-    stored day overlaps one day). An index level (VIX) is never rescaled.
+    from the file's first day on (before this update): its whole overlap with stored
+    history. A rescaling is an adjusted ETF series whose every one of those days moved
+    down by one factor of at most MAX_DISTRIBUTION: how a back-adjustment for a
+    dividend looks in a file that starts anywhere in the past (a download from the
+    last stored day overlaps one day). When the file's earliest overlapping rows are
+    unchanged, no one factor explains the overlap: a correction. An index level (VIX)
+    is never rescaled. ``max_change`` keeps its sign: a fall is negative.
     """
     old = changes["old_adj_close"].to_numpy(float)
     new = changes["new_adj_close"].to_numpy(float)
     ratio = new / old
     factor = float(np.median(ratio))
+    change = ratio - 1.0
     is_rescale = (
         kind_for_symbol(symbol) is SeriesKind.ETF
         and len(changes) == overlapping_days
@@ -102,7 +108,7 @@ def classify(symbol: str, changes: pd.DataFrame, *, overlapping_days: int) -> Re
         old_adj_close=float(old[0]),
         new_adj_close=float(new[0]),
         factor=factor if is_rescale else None,
-        max_change=float(np.max(np.abs(ratio - 1.0))),
+        max_change=float(change[np.argmax(np.abs(change))]),
     )
 
 
@@ -124,14 +130,29 @@ def altered_answers(
     published: Mapping[tuple[dt.date, str], Mapping[str, Any]],
     rule_set: RuleSet,
     model: ModelSlot,
+    by_name: Mapping[str, RuleSetDefinition] | None = None,
 ) -> list[str]:
     """The published answers (``"<day> <policy>: <old> -> <new>"``) that applying
-    ``changes`` to ``symbol`` would alter. Pure: recomputes features, regimes and, when a
-    model serves, its outputs on the revised series in memory."""
-    if symbol not in FEATURE_INPUT_SYMBOLS or not published:
+    ``changes`` to ``symbol`` would alter: the preset's under every policy, and those of
+    the rule sets published by name (``by_name``: name -> definition, ledger policy
+    ``rule_set:NAME``). Pure: recomputes features, regimes and, when a model serves, its
+    outputs on the revised series in memory (``closes`` holds every symbol read)."""
+    by_name = dict(by_name or {})
+    read = set(FEATURE_INPUT_SYMBOLS) | {s for d in by_name.values() for s in d.symbols}
+    if symbol not in read or not published:
         return []
-    features = compute_features(_with_changes(closes, symbol, changes))
+    revised = _with_changes(closes, symbol, changes)
+    features = compute_features({s: revised[s] for s in FEATURE_INPUT_SYMBOLS if s in revised})
     table = compute_regimes(features, rule_set)
+    named: dict[str, pd.DataFrame] = {}
+
+    def by_name_table(name: str) -> pd.DataFrame:
+        if name not in named:
+            definition = by_name[name]
+            inputs = {s: revised[s] for s in definition.closes_needed() if s in revised}
+            named[name] = compute_regimes(features, definition, inputs)
+        return named[name]
+
     days = sorted({day for day, _ in published})
     first = pd.Timestamp(days[0])
     model_regime = pd.Series(np.nan, index=table.index)
@@ -146,13 +167,18 @@ def altered_answers(
         if stamp not in table.index:
             continue
         policy_name, _, mapping_name = key.partition(":")
-        answer = apply_policy(
-            table.loc[[stamp]],
-            model_regime.loc[[stamp]],
-            policy=Policy(policy_name),
-            mapping=ModelMappingName(mapping_name or "filter"),
-            rule_set=rule_set,
-        ).iloc[0]
+        if policy_name == "rule_set":
+            if mapping_name not in by_name:
+                continue  # no longer published by name
+            answer = by_name_table(mapping_name).loc[stamp, ["regime", "exposure"]]
+        else:
+            answer = apply_policy(
+                table.loc[[stamp]],
+                model_regime.loc[[stamp]],
+                policy=Policy(policy_name),
+                mapping=ModelMappingName(mapping_name or "filter"),
+                rule_set=rule_set,
+            ).iloc[0]
         new_regime = None if pd.isna(answer["regime"]) else str(answer["regime"])
         new_exposure = None if pd.isna(answer["exposure"]) else float(answer["exposure"])
         old_exposure = body.get("exposure")

@@ -1,5 +1,11 @@
-"""Registered rule sets: stored by name, published daily, served and backtested by
-the same code.
+"""Rule sets by name: built-in and registered ones, published daily, served and
+backtested by the same code.
+
+Built-in rule sets are the presets (``published``, ``platform``) and the rule sets of
+the universe (operations.markets: each market's default); registered ones are stored
+in the database. Both are found, listed, refreshed, published, served and backtested
+by the functions here; only the service's own preset (DEEPREGIME_RULE_SET, the
+default market's) is answered by operations.answers, with the model's policies.
 
 A rule set (core.rulesets.RuleSetDefinition) is registered once under its name
 with the sha256 of its canonical JSON; the row is immutable (database triggers),
@@ -23,12 +29,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import pandas as pd
 from pydantic import BaseModel, Field
 from sqlalchemy import Connection, func, select
 
+from app.settings import get_settings
 from backtest.schemas import BacktestRequest
 from backtest.strategies import AllocationConfig, RuleSetConfig, StrategyConfig, VolTargetConfig
 from core.errors import (
@@ -40,9 +48,13 @@ from core.errors import (
 )
 from core.rules import RULE_SET_PRESETS
 from core.rulesets import REGISTERED_NAME, RuleSetDefinition, canonical_json
+from operations.answers import history_rows
 from operations.answers import json_number as _number
 from operations.answers import json_text as _text
-from store.ledger import Publication, append_publication, as_utc, latest_publication
+from operations.markets import Universe, current_universe
+from operations.notifications import ledger_policy
+from operations.publish import publish_if_changed
+from store.ledger import Publication, as_utc, latest_publication
 from store.pipeline import RefreshResult, refresh_regimes
 from store.repository import load_regimes, utcnow
 from store.tables import regimes, rule_sets
@@ -60,7 +72,65 @@ class RegisteredRuleSet:
     name: str
     fingerprint: str
     definition: RuleSetDefinition
-    registered_at: dt.datetime
+    registered_at: dt.datetime | None  # None: built in
+    origin: str = "registered"  # preset | universe | registered
+    stored_as: str | None = None  # key of its stored regimes when not definition.version
+
+    @property
+    def version(self) -> str:
+        """The key its regimes are stored under, and the name its answers carry."""
+        return self.stored_as or self.definition.version
+
+    @property
+    def market(self) -> str:
+        """The market its exposure is for: the market it is the default rule set of,
+        else the default market."""
+        universe = current_universe()
+        found = universe.market_of_rule_set(self.name)
+        return universe.default if found is None else found.id
+
+
+def service_preset() -> str:
+    """The preset the default market is answered with (operations.answers)."""
+    return get_settings().rule_set
+
+
+def built_in() -> list[RegisteredRuleSet]:
+    """The presets and the universe's rule sets, as rule sets by name."""
+    return list(_built_in(service_preset(), current_universe()))
+
+
+@cache
+def _built_in(own: str, universe: Universe) -> tuple[RegisteredRuleSet, ...]:
+    items = []
+    for name, preset in RULE_SET_PRESETS.items():
+        definition = preset.definition()
+        items.append(
+            RegisteredRuleSet(
+                name=name,
+                fingerprint=definition.fingerprint,
+                definition=definition,
+                registered_at=None,
+                origin="preset",
+                # The service's preset is stored under the preset's own version.
+                stored_as=preset.version if name == own else None,
+            )
+        )
+    items += [
+        RegisteredRuleSet(
+            name=definition.name,
+            fingerprint=definition.fingerprint,
+            definition=definition,
+            registered_at=None,
+            origin="universe",
+        )
+        for definition in universe.rule_sets
+    ]
+    return tuple(items)
+
+
+def is_service_preset(item: RegisteredRuleSet) -> bool:
+    return item.origin == "preset" and item.name == service_preset()
 
 
 def parse_definition(document: Any) -> RuleSetDefinition:
@@ -71,8 +141,10 @@ def parse_definition(document: Any) -> RuleSetDefinition:
             f"rule set name {definition.name!r}: use 1-23 lower-case letters, digits, '.', '_' "
             "or '-', starting with a letter or digit"
         )
-    if definition.name in RULE_SET_PRESETS:
-        raise ConfigError(f"rule set name {definition.name!r} is a preset's: choose another")
+    if any(item.name == definition.name for item in built_in()):
+        raise ConfigError(
+            f"rule set name {definition.name!r} is a built-in rule set's: choose another"
+        )
     return definition
 
 
@@ -119,7 +191,19 @@ def register(
 
 
 def find(connection: Connection, name: str) -> RegisteredRuleSet | None:
+    """A built-in or registered rule set by its name, or by the version its answers
+    carry (``published-0c1efb7f``)."""
+    for item in built_in():
+        if name in (item.name, item.version):
+            return item
     row = connection.execute(select(rule_sets).where(rule_sets.c.name == name)).first()
+    if row is None and "-" in name:
+        stem, _, prefix = name.rpartition("-")
+        row = connection.execute(
+            select(rule_sets).where(
+                rule_sets.c.name == stem, rule_sets.c.fingerprint.startswith(prefix)
+            )
+        ).first()
     return None if row is None else _row(row)
 
 
@@ -127,22 +211,50 @@ def get(connection: Connection, name: str) -> RegisteredRuleSet:
     found = find(connection, name)
     if found is None:
         raise NotFoundError(
-            f"no rule set registered as {name!r} (GET /rule-sets lists them; "
+            f"no rule set named {name!r} (GET /rule-sets lists them; "
             "`deepregime rule-sets register FILE` adds one)"
         )
     return found
 
 
 def list_registered(connection: Connection) -> list[RegisteredRuleSet]:
+    """The rule sets registered in the database (not the built-in ones)."""
     return [_row(row) for row in connection.execute(select(rule_sets).order_by(rule_sets.c.name))]
+
+
+def list_rule_sets(connection: Connection) -> list[RegisteredRuleSet]:
+    """Every rule set by name: built-in first, then registered."""
+    return built_in() + list_registered(connection)
+
+
+def published_by_name(connection: Connection) -> list[RegisteredRuleSet]:
+    """The rule sets the daily cycle computes and publishes here: all but the service's
+    preset (operations.update computes and publishes that one with the model)."""
+    return [item for item in list_rule_sets(connection) if not is_service_preset(item)]
 
 
 # --- the daily cycle ------------------------------------------------------------------
 
 
-def refresh_registered(connection: Connection) -> list[RefreshResult]:
-    """Recompute every registered rule set's regimes (writes changed days only)."""
-    return [refresh_regimes(connection, item.definition) for item in list_registered(connection)]
+# Rows of look-back that store.pipeline.WARM_UP (4 calendar years) always holds.
+WARM_UP_ROWS = 900
+
+
+def refresh_registered(
+    connection: Connection, *, since: pd.Timestamp | None = None
+) -> list[RefreshResult]:
+    """Recompute the regimes of every rule set published by name (changed days only):
+    from ``since`` on when its look-back fits the warm-up and it has stored regimes,
+    else the whole history (a new rule set, or one reading an unbounded past: an EMA,
+    hysteresis)."""
+    results = []
+    for item in published_by_name(connection):
+        lookback = item.definition.lookback_rows()
+        exact = lookback is not None and lookback <= WARM_UP_ROWS
+        stored = stored_span(connection, item.definition) is not None
+        start = since if exact and stored else None
+        results.append(refresh_regimes(connection, item.definition, since=start))
+    return results
 
 
 def publish_registered(
@@ -151,36 +263,42 @@ def publish_registered(
     fingerprint: str,
     run_id: int | None,
     published_at: dt.datetime | None = None,
-) -> list[Publication]:
-    """Append the latest answer of each registered rule set whose answer changed."""
-    appended = []
-    for item in list_registered(connection):
+    default_policy: str = "rules",
+    model_mapping: str = "filter",
+) -> tuple[list[Publication], int]:
+    """Append the latest answer of each rule set published by name whose answer changed,
+    and queue its regime-change event for the subscriptions to it (in the same
+    transaction, as operations.publish does). Returns the publications and the events
+    queued."""
+    appended, queued = [], 0
+    for item in published_by_name(connection):
         if stored_span(connection, item.definition) is None:
             continue
         report = rule_set_report(connection, item, day=None)
-        body = report.model_dump(mode="json", exclude=set(READ_TIME_FIELDS))
-        previous = latest_publication(connection, policy=policy_key(item.name))
-        if previous is not None and previous.body == canonical_json(body):
-            continue
-        appended.append(
-            append_publication(
-                connection,
-                day=report.as_of,
-                policy=policy_key(item.name),
-                rule_set_version=item.definition.version,
-                model_version=None,
-                data_fingerprint=fingerprint,
-                run_id=run_id,
-                body=body,
-                published_at=published_at,
-            )
+        publication, events = publish_if_changed(
+            connection,
+            policy=policy_key(item.name),
+            day=report.as_of,
+            body=report.model_dump(mode="json", exclude=set(READ_TIME_FIELDS)),
+            rule_set_version=item.definition.version,
+            model_version=None,
+            fingerprint=fingerprint,
+            run_id=run_id,
+            published_at=published_at,
+            default_policy=ledger_policy(default_policy, model_mapping),
         )
-    return appended
+        if publication is not None:
+            appended.append(publication)
+            queued += events
+    return appended, queued
 
 
 # --- answers --------------------------------------------------------------------------
 
-READ_TIME_FIELDS = frozenset({"stale", "expected_as_of", "publication_id", "published_at"})
+# ``market`` is stated by the rule set's name (policy_key), so it is added when read.
+READ_TIME_FIELDS = frozenset(
+    {"stale", "expected_as_of", "publication_id", "published_at", "market"}
+)
 
 
 class RuleSetInfo(BaseModel):
@@ -200,7 +318,23 @@ class RuleSetInfo(BaseModel):
 
 
 class RegisteredInfo(RuleSetInfo):
-    registered_at: dt.datetime
+    registered_at: dt.datetime | None = Field(description="Null for a built-in rule set.")
+    origin: str = Field(
+        description="preset | universe (a market's default) | registered (POST /rule-sets)"
+    )
+    market: str = Field(description="The market its exposure is for (GET /markets).")
+
+    @classmethod
+    def of_item(cls, item: RegisteredRuleSet) -> RegisteredInfo:
+        return cls(
+            name=item.name,
+            fingerprint=item.fingerprint,
+            version=item.version,
+            definition=item.definition.to_dict(),
+            registered_at=item.registered_at,
+            origin=item.origin,
+            market=item.market,
+        )
 
 
 class RuleSetReading(BaseModel):
@@ -215,8 +349,9 @@ class RuleSetReading(BaseModel):
 
 
 class RuleSetReport(BaseModel):
-    """A registered rule set's answer for one day."""
+    """A rule set's answer for one day."""
 
+    market: str | None = Field(default=None, description="The market the exposure is for.")
     as_of: dt.date
     stale: bool | None = None
     expected_as_of: dt.date | None = None
@@ -241,6 +376,7 @@ class RuleSetRow(BaseModel):
 
 
 class RuleSetPage(BaseModel):
+    market: str | None = None
     rule_set: RuleSetInfo
     count: int
     next_cursor: dt.date | None
@@ -310,7 +446,8 @@ def rule_set_report(
         raise NotFoundError(
             f"no regime for {day}: not a trading day of the stored history ({span[0]} .. {span[1]})"
         )
-    return _report(rows.iloc[0], rows.index[0], item.definition)
+    report = _report(rows.iloc[0], rows.index[0], item.definition)
+    return report.model_copy(update={"market": item.market})
 
 
 def rule_set_history(
@@ -321,22 +458,23 @@ def rule_set_history(
     end: dt.date | None,
     cursor: dt.date | None,
     limit: int,
+    descending: bool = False,
+    latest: int | None = None,
 ) -> RuleSetPage:
-    """Days in [max(start, cursor), end], oldest first, at most ``limit``."""
-    if start is not None and end is not None and start > end:
-        raise ConfigError(f"query 'start' ({start}) must not be after 'end' ({end})")
-    first = max(d for d in (start, cursor) if d is not None) if (start or cursor) else None
-    rows = load_regimes(
+    """Days in [max(start, cursor), end], oldest first, at most ``limit``; ``descending``
+    and ``latest`` as for the default market's history (operations.answers)."""
+    rows, next_cursor = history_rows(
         connection,
-        rule_set_version=item.definition.version,
-        start=first,
+        version=item.version,
+        start=start,
         end=end,
-        limit=limit + 1,
+        cursor=cursor,
+        limit=limit,
+        descending=descending,
+        latest=latest,
     )
     if rows.empty and stored_span(connection, item.definition) is None:
         raise _no_regimes(item)
-    next_cursor = rows.index[limit].date() if len(rows) > limit else None
-    rows = rows.iloc[:limit]
     names = [spec.name for spec in item.definition.filters]
     values = {name: rows[f"{name}_value"].tolist() for name in names}
     states = {name: rows[f"{name}_state"].tolist() for name in names}
@@ -360,7 +498,10 @@ def rule_set_history(
             )
         )
     ]
+    if descending:
+        items.reverse()
     return RuleSetPage(
+        market=item.market,
         rule_set=RuleSetInfo.of(item.definition),
         count=len(items),
         next_cursor=next_cursor,

@@ -34,8 +34,10 @@ from sqlalchemy import Connection, Engine, func, insert, select, update
 
 from core.features import FEATURE_INPUT_SYMBOLS
 from core.rules import RuleSet, rule_set_preset
+from core.rulesets import RuleSetDefinition
 from operations import rule_sets
 from operations.answers import stored_span
+from operations.markets import load_universe
 from operations.models import ModelSlot
 from operations.notifications import deliver_configured
 from operations.publish import data_fingerprint, publish_latest, published_days
@@ -238,6 +240,7 @@ def _judge_revisions(
     decisions: list[tuple[str, pd.DataFrame, Revision, str]] = []
     with engine.connect() as connection:
         closes = None
+        by_name: dict[str, RuleSetDefinition] = {}
         for symbol, changes in pending:
             overlapping = count_price_days(
                 connection, symbol=symbol, start=changes.index.min(), written_before=run_started
@@ -246,7 +249,14 @@ def _judge_revisions(
             status = "applied" if revision.kind == "rescale" or not accept else "accepted"
             if revision.kind == "correction" and not accept:
                 if closes is None:
-                    closes = load_closes(connection, symbols=FEATURE_INPUT_SYMBOLS)
+                    by_name = {
+                        item.name: item.definition
+                        for item in rule_sets.published_by_name(connection)
+                    }
+                    read = {s for d in by_name.values() for s in d.symbols}
+                    closes = load_closes(
+                        connection, symbols=sorted(read | set(FEATURE_INPUT_SYMBOLS))
+                    )
                 altered = altered_answers(
                     closes=closes,
                     symbol=symbol,
@@ -254,6 +264,7 @@ def _judge_revisions(
                     published=published_days(connection, since=revision.first_date),
                     rule_set=rule_set,
                     model=model,
+                    by_name=by_name,
                 )
                 if altered:
                     status = "held"
@@ -324,9 +335,14 @@ def _last_complete_run_end(connection: Connection, *, current_run: int) -> dt.da
     return finished if finished.tzinfo is not None else finished.replace(tzinfo=dt.UTC)
 
 
-def _recompute_from(connection: Connection, *, current_run: int) -> pd.Timestamp | None:
-    """The first day whose features may change; None (everything) when no feature is
-    stored yet or no update ever completed.
+def _recompute_from(
+    connection: Connection,
+    *,
+    current_run: int,
+    symbols: tuple[str, ...] | list[str] = FEATURE_INPUT_SYMBOLS,
+) -> pd.Timestamp | None:
+    """The first day whose features (or what reads ``symbols``) may change; None
+    (everything) when no feature is stored yet or no update ever completed.
 
     The watermark is durable: every input price written since the last complete
     update committed its recompute (by this run, by a run that died before its
@@ -338,7 +354,7 @@ def _recompute_from(connection: Connection, *, current_run: int) -> pd.Timestamp
     if last is None or watermark is None:
         return None
     first_written = first_price_day_ingested_since(
-        connection, moment=watermark, symbols=FEATURE_INPUT_SYMBOLS
+        connection, moment=watermark, symbols=list(symbols)
     )
     after_last = pd.Timestamp(last) + pd.Timedelta(days=1)
     return after_last if first_written is None else min(after_last, pd.Timestamp(first_written))
@@ -368,6 +384,7 @@ def run_update(
     started = time.perf_counter()
     source = source or settings.data_source
     rule_set = rule_set_preset(settings.rule_set).validate()
+    universe = load_universe(settings.universe_file)
     steps = _Steps()
     with held_lock(engine, REFRESH_LOCK, wait_s=lock_wait_s):
         run_started = utcnow()
@@ -379,7 +396,7 @@ def run_update(
                     engine,
                     source=source,
                     path=path or settings.data_path,
-                    symbols=settings.symbols,
+                    symbols=list(dict.fromkeys([*settings.symbols, *universe.symbols])),
                     yfinance_start=dt.date.fromisoformat(settings.yfinance_start),
                     today=clock().date(),
                     download=download,
@@ -415,8 +432,22 @@ def run_update(
                     detail.append(
                         refresh_regimes(connection, rule_set, since=regimes_since).summary()
                     )
-                    # Registered rule sets (operations.rule_sets): whole history each time.
-                    detail.extend(r.summary() for r in rule_sets.refresh_registered(connection))
+                    # Rule sets by name (operations.rule_sets), from the first day any
+                    # input they read changed.
+                    read = {
+                        symbol
+                        for item in rule_sets.published_by_name(connection)
+                        for symbol in item.definition.symbols
+                    }
+                    by_name_since = _recompute_from(
+                        connection,
+                        current_run=run_id,
+                        symbols=sorted(read | set(FEATURE_INPUT_SYMBOLS)),
+                    )
+                    detail.extend(
+                        r.summary()
+                        for r in rule_sets.refresh_registered(connection, since=by_name_since)
+                    )
                 with steps.step("model") as detail:
                     _, line = score_new_days(connection, model=model, since=features.first_changed)
                     detail.append(line)
@@ -430,9 +461,15 @@ def run_update(
                         default_policy=settings.default_policy,
                         model_mapping=settings.model_mapping,
                     )
-                    appended += rule_sets.publish_registered(
-                        connection, fingerprint=data_fingerprint(closes), run_id=run_id
+                    by_name, by_name_queued = rule_sets.publish_registered(
+                        connection,
+                        fingerprint=data_fingerprint(closes),
+                        run_id=run_id,
+                        default_policy=settings.default_policy,
+                        model_mapping=settings.model_mapping,
                     )
+                    appended += by_name
+                    queued += by_name_queued
                     report.publications = [
                         PublishedItem(
                             id=p.id,

@@ -7,6 +7,7 @@ import datetime as dt
 import pytest
 
 from app.settings import Settings
+from operations.rule_sets import built_in
 from store.db import make_engine
 from store.locks import REFRESH_LOCK, acquire, current_lock, release
 from tests.app.conftest import admin, running, write_csv_folder
@@ -50,10 +51,10 @@ def test_refresh_ingests_new_days_and_drops_the_cached_answer(settings, market, 
         assert steps["features"].startswith("features: 3 days (2012-04-06 .. 2012-04-10)")
         assert steps["model"].startswith("skipped")
         assert body["status"] == "published"
-        assert [(p["day"], p["policy"]) for p in body["publications"]] == [
-            ("2012-04-10", "rules"),
-            ("2012-04-10", "ensemble"),
-        ]
+        published = {(p["day"], p["policy"]) for p in body["publications"]}
+        # The default market's answers, and one per rule set published by name.
+        by_name = {("2012-04-10", f"rule_set:{item.name}") for item in built_in()[1:]}
+        assert published == {("2012-04-10", "rules"), ("2012-04-10", "ensemble")} | by_name
         today = client.get("/regime/today").json()
         assert (today["as_of"], today["regime"]) == ("2012-04-10", "risk-on")
         assert today["publication_id"] == body["publications"][0]["id"]

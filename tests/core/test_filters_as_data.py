@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import statistics
 
 import numpy as np
 import pandas as pd
@@ -99,6 +100,17 @@ def test_realised_over_implied_volatility():
     close(read(spec, data), [NAN, NAN, realised / 20.0])
 
 
+def test_realised_vol_ratio_by_hand():
+    # Returns +1%, -1%, +1%, -2%; sample sds by the standard library's statistics.stdev.
+    prices = [100.0, 101.0, 99.99, 99.99 * 1.01, 99.99 * 1.01 * 0.98]
+    data = frame(P=prices)
+    spec = FilterSpec.of("rv", "realised_vol_ratio", ["P"], params={"fast": 2, "slow": 3})
+    returns = [0.01, -0.01, 0.01, -0.02]
+    day3 = statistics.stdev(returns[1:3]) / statistics.stdev(returns[0:3])
+    day4 = statistics.stdev(returns[2:4]) / statistics.stdev(returns[1:4])
+    close(read(spec, data), [NAN, NAN, NAN, day3, day4])
+
+
 def test_every_kind_has_a_hand_test_above():
     assert set(FILTER_KINDS) == {
         "level",
@@ -109,6 +121,7 @@ def test_every_kind_has_a_hand_test_above():
         "zscore",
         "term_slope",
         "realised_implied",
+        "realised_vol_ratio",
     }
 
 

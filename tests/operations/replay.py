@@ -55,10 +55,13 @@ def closes_until(bars: dict[str, Bars], day: pd.Timestamp) -> dict[str, pd.Serie
     return {s: b.frame.loc[:day, "adj_close"].rename(s) for s, b in bars.items()}
 
 
-def write_history(folder: Path, market: Path, until: pd.Timestamp) -> Path:
-    """The market files cut at ``until``, in their own layouts."""
+def write_history(
+    folder: Path, market: Path, until: pd.Timestamp, etfs: tuple[str, ...] = ETFS
+) -> Path:
+    """The market files (the ETFs ``etfs`` and the indices) cut at ``until``, in their
+    own layouts."""
     folder.mkdir(parents=True)
-    for symbol in ETFS:
+    for symbol in etfs:
         lines = (market / f"{symbol}.csv").read_text().splitlines()
         kept = lines[:3] + [line for line in lines[3:] if pd.Timestamp(line[:10]) <= until]
         (folder / f"{symbol}.csv").write_text("\n".join(kept) + "\n")

@@ -194,7 +194,7 @@ def test_registered_rule_sets_are_immutable(stored):
             rule_sets.register(connection, rule_sets.parse_definition(changed))
     with stored.connect() as connection, pytest.raises(NotFoundError, match="no rule set"):
         rule_sets.get(connection, "nope")
-    with pytest.raises(ConfigError, match="preset"):
+    with pytest.raises(ConfigError, match="built-in"):
         rule_sets.parse_definition(dict(SERVED, name="published"))
     with pytest.raises(ConfigError, match="lower-case"):
         rule_sets.parse_definition(dict(SERVED, name="A name with spaces"))
