@@ -43,6 +43,7 @@ from app import (
     routes_rule_sets,
     routes_stream,
     routes_sweeps,
+    routes_track_record,
     routes_webhooks,
 )
 from app.dashboard import STATIC_DIR as DASHBOARD_STATIC
@@ -162,6 +163,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         routes_sweeps,
         routes_rule_sets,
         routes_markets,
+        routes_track_record,
     ):
         app.include_router(module.router)
     app.include_router(dashboard_router)
