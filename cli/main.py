@@ -6,7 +6,7 @@ import logging
 
 import typer
 
-from cli import backtest, cycle, data, models, rule_sets, serve, sweep
+from cli import backtest, cycle, data, models, rule_sets, serve, sweep, track_record
 
 app = typer.Typer(
     name="deepregime",
@@ -22,6 +22,7 @@ serve.register(app)
 models.register(app)
 sweep.register(app)
 rule_sets.register(app)
+track_record.register(app)
 
 
 @app.callback()
