@@ -22,15 +22,17 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import ValidationError
 from sqlalchemy import Connection
 
 from backtest.metrics import yearly_returns
 from core.enums import Policy
-from core.errors import DataValidationError
+from core.errors import DataValidationError, DeepRegimeError
 from inference.card import ModelCard
 from inference.registry import read_card
 from operations import rule_sets
@@ -120,18 +122,19 @@ def ledger_stream(connection: Connection, ledger_policy: str) -> list[Publicatio
             return rows
 
 
-def model_card(connection: Connection, version: str, models_dir: Any) -> ModelCard | None:
-    """The card of ``version``: as registered in the database, else from the model folder."""
-    row = registered_version(connection, version=version)
-    if row is not None:
-        return ModelCard.model_validate(row["card"])
+def model_card(connection: Connection, version: str, models_dir: Path) -> ModelCard | None:
+    """The card of ``version``: as registered in the database, else from the model folder;
+    None when neither has it (its outcomes are then reported unknown, with the reason)."""
     try:
+        row = registered_version(connection, version=version)
+        if row is not None:
+            return ModelCard.model_validate(row["card"])
         return read_card(models_dir, version)
-    except Exception:  # noqa: BLE001 - a missing or unreadable card: outcomes unknown, named
+    except (DeepRegimeError, ValidationError, OSError):
         return None
 
 
-def track_record(connection: Connection, stream: Stream, *, models_dir: Any) -> dict[str, Any]:
+def track_record(connection: Connection, stream: Stream, *, models_dir: Path) -> dict[str, Any]:
     """The track record of ``stream`` from the ledger and the stored prices and features."""
     firsts, corrections = split_first_publications(ledger_stream(connection, stream.ledger_policy))
     features = load_features(connection)
@@ -286,7 +289,7 @@ def probability_record(
             "horizon": _integer(rows["horizon"].iloc[0]),
             "published": len(rows),
         }
-        if labels is None:
+        if card is None or labels is None:
             reason = (
                 f"model card of {version} not found"
                 if card is None

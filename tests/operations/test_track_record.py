@@ -17,6 +17,7 @@ from inference.card import LabelSummary, Period
 from operations.track_record import (
     card_labels,
     exposure_record,
+    probability_record,
     probability_scores,
     split_first_publications,
 )
@@ -146,3 +147,26 @@ def test_the_command_prints_the_record(cli_env, tmp_path):
     assert "2 sessions held (1 pending), cumulative +0.20% against buy & hold +0.20%" in text.output
     refused = runner.invoke(cli, ["track-record", "--market", "NOPE"])
     assert refused.exit_code == 1 and "unknown market 'NOPE'" in refused.output
+
+
+def test_a_probability_waits_for_its_horizon_and_a_missing_card_is_named():
+    """Horizon 2, target 'label': day t's outcome is the label of session t + 2, by the
+    card's centroids (VIX 15 calm, 25 distressed); the last two days are pending."""
+    days = pd.bdate_range("2024-01-01", periods=5)
+    features = pd.DataFrame({"vix": [14.0, 16.0, 26.0, 24.0, 13.0]}, index=days)
+    card = closed_form_card(closed_form_onnx(), horizon=2)
+    ledger = [
+        _publication(i + 1, f"{day:%Y-%m-%d}", 1.0, 0.1 * (i + 1)) for i, day in enumerate(days)
+    ]
+    firsts, _ = split_first_publications(ledger)
+    firsts["horizon"] = 2
+    [record] = probability_record(firsts, features, {"v": card})
+    assert (record["published"], record["resolved"], record["pending"]) == (5, 3, 2)
+    # Outcomes of days 1..3 are the labels of days 3..5: 26 -> 1, 24 -> 1, 13 -> 0.
+    assert [d["outcome"] for d in record["days"]] == [1, 1, 0]
+    expected = ((0.1 - 1) ** 2 + (0.2 - 1) ** 2 + (0.3 - 0) ** 2) / 3
+    assert record["brier"] == pytest.approx(expected)
+    assert record["roc_auc"] == 0.0  # the distressed days got the lower probabilities
+    [unknown] = probability_record(firsts, features, {"v": None})
+    assert (unknown["resolved"], unknown["pending"]) == (0, 5)
+    assert unknown["reason"] == "model card of v not found"
