@@ -12,13 +12,16 @@ from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app.deps import StateDep
+from app.routes_regimes import MarketQuery, RuleSetQuery
+from app.routes_regimes import _resolve_with_database as resolve_selection
 from app.schemas import Problem
 from backtest.plots import regime_figure, render
 from backtest.runner import run_backtest
 from backtest.schemas import BacktestRequest, EquitySampling
-from backtest.strategies import RulesConfig
+from backtest.strategies import RulesConfig, RuleSetConfig
 from core.errors import DataValidationError, NoDataError
 from core.rules import FILTER_DEFINITIONS, RULE_SET_PRESETS
+from operations import rule_sets
 from operations.answers import no_regimes, stored_span
 from operations.backtests import check_period, load_backtest_inputs
 
@@ -67,28 +70,37 @@ def history_figure(
     state: StateDep,
     start: Annotated[dt.date | None, Query(description="first day (default: 3 years back)")] = None,
     end: Annotated[dt.date | None, Query(description="last day (default: the last stored)")] = None,
+    market: MarketQuery = None,
+    rule_set: RuleSetQuery = None,
 ) -> Response:
-    """The asset with the rule engine's regime shaded, the exposure held and the drawdowns
-    of the asset and of the rules, from ``start`` to ``end``."""
+    """The market with the regime of its rule set shaded (default: the market's own),
+    the exposure held and the drawdowns of the market and of the rules, from ``start``
+    to ``end``. The span drawn comes back in ``X-History-Start`` and ``X-History-End``."""
+    # The same resolution as the regime routes: the market's own rule set by default,
+    # a rule set of another market a 422 naming the parameter.
+    ask = resolve_selection(state, market, rule_set, None, None)
     with state.engine.connect() as connection:
-        span = stored_span(connection, state.rule_set)
-        if span is None:
-            raise no_regimes(state.rule_set)
-        if end is not None and end < span[0]:
-            raise DataValidationError(
-                f"{end} is before the first day of data ({span[0]})", field="query.end"
+        if ask.item is None or rule_sets.is_service_preset(ask.item):
+            span = stored_span(connection, state.rule_set)
+            if span is None:
+                raise no_regimes(state.rule_set)
+            preset = _rules_preset(state.settings.rule_set)
+            strategy: RulesConfig | RuleSetConfig = RulesConfig(
+                preset=preset, name=f"Rules ({preset})"
             )
-        if start is not None and start > span[1]:
-            raise DataValidationError(
-                f"{start} is after the last day of data ({span[1]})", field="query.start"
+        else:
+            span = rule_sets.stored_span(connection, ask.item.definition)
+            if span is None:
+                raise NoDataError(f"no regimes computed yet for rule set {ask.item.name!r}")
+            strategy = RuleSetConfig(
+                rule_set=ask.item.name,
+                definition=ask.item.definition.to_dict(),
+                name=f"Rules ({ask.item.name})",
             )
-        last = min(end or span[1], span[1])
-        first = start or max(span[0], last - dt.timedelta(days=365 * DEFAULT_SPAN_YEARS))
-        if first > last:
-            raise DataValidationError(f"start {first} is after end {last}", field="query.start")
-        preset = _rules_preset(state.settings.rule_set)
+        first, last = _span_drawn(span, start, end)
         request = BacktestRequest(
-            strategies=[RulesConfig(preset=preset, name=f"Rules ({preset})")],
+            strategies=[strategy],
+            market=ask.market.id,
             start=first,
             end=last,
             equity_sampling=EquitySampling.NONE,
@@ -100,4 +112,26 @@ def history_figure(
     except NoDataError as error:
         raise DataValidationError(str(error), field="query.start") from None
     body = render(regime_figure(run), image_format)
-    return Response(body, media_type=MEDIA_TYPES[image_format])
+    headers = {"X-History-Start": first.isoformat(), "X-History-End": last.isoformat()}
+    return Response(body, media_type=MEDIA_TYPES[image_format], headers=headers)
+
+
+def _span_drawn(
+    stored: tuple[dt.date, dt.date], start: dt.date | None, end: dt.date | None
+) -> tuple[dt.date, dt.date]:
+    """The days drawn: ``start``..``end`` within the stored span (default: its last
+    three years). A span wholly outside the stored one, or reversed, is a named 422."""
+    if end is not None and end < stored[0]:
+        raise DataValidationError(
+            f"{end} is before the first day of data ({stored[0]})", field="query.end"
+        )
+    if start is not None and start > stored[1]:
+        raise DataValidationError(
+            f"{start} is after the last day of data ({stored[1]})", field="query.start"
+        )
+    last = min(end or stored[1], stored[1])
+    default_first = last - dt.timedelta(days=365 * DEFAULT_SPAN_YEARS)
+    first = max(start or default_first, stored[0])
+    if first > last:
+        raise DataValidationError(f"start {first} is after end {last}", field="query.start")
+    return first, last

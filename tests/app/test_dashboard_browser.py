@@ -16,13 +16,16 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import shutil
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
+import httpx
 import pandas as pd
 import pytest
 import uvicorn
@@ -77,6 +80,7 @@ def browser() -> Iterator[object]:
         "--no-sandbox",  # CI runs as root
         "--disable-dev-shm-usage",
         "--window-size=1400,1200",
+        "--force-device-scale-factor=1",
     ):
         options.add_argument(argument)
     driver = webdriver.Chrome(
@@ -179,6 +183,60 @@ def _publish_next_day(settings: Settings, folder: Path) -> None:
     load_market(settings.database_url, folder, today=NEXT_DAY)
 
 
+def _select(driver, element_id: str, value: str) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    Select(driver.find_element(By.ID, element_id)).select_by_value(value)
+
+
+def _filter_row(driver, name: str) -> str:
+    from selenium.webdriver.common.by import By
+
+    return str(driver.find_element(By.CSS_SELECTOR, f"#filters tr[data-filter='{name}']").text)
+
+
+def _history_span(driver) -> tuple[str, str, str, str]:
+    """The date inputs, and the span of the figure on screen (its data attributes)."""
+    return tuple(  # type: ignore[return-value]
+        driver.execute_script(
+            "const form = document.getElementById('history-form');"
+            "const img = document.getElementById('history-figure');"
+            "return [form.start.value, form.end.value, img.dataset.start || '',"
+            " img.dataset.end || ''];"
+        )
+    )
+
+
+# Each filter row against the header row (one line, nowrap), and whether the filter
+# table fits its card without scrolling.
+FILTER_LAYOUT = """
+const header = document.querySelector('#filters thead tr').getBoundingClientRect().height;
+const wrapper = document.querySelector('#filters').parentElement;
+return {
+  header: header,
+  rows: [...document.querySelectorAll('#filters tbody tr')].map(
+    (row) => [row.dataset.filter, row.getBoundingClientRect().height]),
+  fits: wrapper.scrollWidth <= wrapper.clientWidth,
+};
+"""
+
+# ISO moment "2026-12-04T16:35:11.558035+00:00": the card shows it to the second, local
+# and UTC.
+PUBLICATION = re.compile(r"#(\d+), (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \S+) \((\d\d:\d\d:\d\d) UTC\)")
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+def _publication_shown(driver, base: str, query: str = "") -> None:
+    today = httpx.get(f"{base}/regime/today{query}").json()
+    shown = PUBLICATION.fullmatch(_text(driver, "publication"))
+    assert shown is not None, _text(driver, "publication")
+    assert int(shown.group(1)) == today["publication_id"]
+    published = dt.datetime.fromisoformat(today["published_at"])
+    assert shown.group(2) == f"{published.astimezone(NEW_YORK):%Y-%m-%d %H:%M:%S %Z}"
+    assert shown.group(3) == f"{published.astimezone(dt.UTC):%H:%M:%S}"
+
+
 # ``served`` before ``browser``: the browser closes (and with it the event stream) before
 # the server stops.
 def test_dashboard_shows_the_regime_follows_publications_and_runs_a_backtest(
@@ -188,12 +246,15 @@ def test_dashboard_shows_the_regime_follows_publications_and_runs_a_backtest(
 
     base, settings = served
     driver = browser
+    # A trader in New York: the publication time reads in local time and in UTC.
+    driver.execute_cdp_cmd("Emulation.setTimezoneOverride", {"timezoneId": "America/New_York"})
     driver.get(f"{base}/dashboard")
 
     # Today: the made-up market ends risk-off (volatility and credit firing, trend clear).
     _wait_for(lambda: _text(driver, "regime") == "risk-off", "the regime")
     assert _text(driver, "exposure") == "0%"
     assert _text(driver, "as-of") == LAST_DAY.isoformat()
+    assert _text(driver, "market") == "SPY"
     rows = driver.find_elements(By.CSS_SELECTOR, "#filters tbody tr")
     states = {row.get_attribute("data-filter"): row for row in rows}
     assert set(states) == {"trend", "volatility", "credit"}
@@ -204,34 +265,96 @@ def test_dashboard_shows_the_regime_follows_publications_and_runs_a_backtest(
     assert "fires after a fall of" in states["trend"].find_element(By.CLASS_NAME, "distance").text
     assert "model unavailable" in _text(driver, "model")
     assert not driver.find_element(By.ID, "banner-stale").is_displayed()
+    _publication_shown(driver, base)
+    # At 1400 px every filter reads in one line, and the table fits its card.
+    layout = driver.execute_script(FILTER_LAYOUT)
+    assert layout["fits"], layout
+    for name, height in layout["rows"]:
+        assert height < 1.4 * layout["header"], (name, height, layout["header"])
     # No model: readiness is degraded, and the page says so.
     _wait_for(lambda: "Degraded" in _text(driver, "banner-degraded"), "the degraded banner")
     _wait_for(lambda: _image_loaded(driver, "history-figure"), "the history figure")
+    # The date inputs hold the span drawn: all the stored days (under three years).
+    first_day, last_day = market_days()[0].date().isoformat(), LAST_DAY.isoformat()
+    _wait_for(
+        lambda: _history_span(driver) == (first_day, last_day, first_day, last_day),
+        "the span drawn in the date inputs",
+    )
+    # The regime statistics: one day of risk-off after months of risk-on.
+    _wait_for(
+        lambda: (
+            "current spell: risk-off since 2012-04-05, 1 days" in _text(driver, "stats-summary")
+        ),
+        "the regime statistics",
+    )
+    stats = httpx.get(f"{base}/regimes/stats").json()
+    on_days = stats["regimes"]["risk-on"]["days"]
+    on_row = driver.find_element(By.CSS_SELECTOR, "#stats-regimes tr[data-regime='risk-on']")
+    assert on_row.text.split()[:4] == ["risk-on", str(on_days), "(100%)", "1"]
+    off_row = driver.find_element(By.CSS_SELECTOR, "#stats-regimes tr[data-regime='risk-off']")
+    assert off_row.text.split() == ["risk-off", "1", "(0%)", "1", "1", "1", "1"] + ["n/a"] * 3
+    # From risk-on: every day but the last stayed, the last went risk-off.
+    to_off = driver.find_element(By.CSS_SELECTOR, "#stats-transitions tr[data-from='risk-on']")
+    stayed = f"{100 * (on_days - 1) / on_days:.1f}%"
+    assert to_off.text.split() == ["risk-on", stayed, "0.0%", f"{100 / on_days:.1f}%"]
     _wait_for(lambda: _text(driver, "live") == "live", "the event stream")
     driver.save_screenshot(str(ARTIFACTS / "dashboard-1-loaded.png"))
     first_publication = _text(driver, "publication")
 
-    # A new publication through the real daily cycle shows without reloading the page.
+    # A new publication through the real daily cycle shows without reloading the page:
+    # the card, the history drawn to the new day, and the statistics.
     _publish_next_day(settings, market_folder)
     _wait_for(lambda: _text(driver, "regime") == "risk-on", "the new publication", timeout=20)
     assert _text(driver, "as-of") == NEXT_DAY.isoformat()
     assert _text(driver, "exposure") == "100%"
     assert _text(driver, "publication") != first_publication
+    _wait_for(
+        lambda: _history_span(driver) == (first_day, NEXT_DAY.isoformat()) * 2,
+        "the history drawn to the new day",
+    )
+    _wait_for(lambda: _image_loaded(driver, "history-figure"), "the redrawn history figure")
+    _wait_for(
+        lambda: "current spell: risk-on since 2012-04-09, 1 days" in _text(driver, "stats-summary"),
+        "the statistics of the new day",
+    )
+    _publication_shown(driver, base)
     driver.save_screenshot(str(ARTIFACTS / "dashboard-2-updated.png"))
 
-    # A span of history redraws the figure.
+    # A span of history redraws the figure, and a start before the data is drawn from
+    # the first stored day (the inputs say so).
     driver.execute_script(
         "const form = document.getElementById('history-form');"
-        "form.start.value = '2011-06-01'; form.end.value = '2012-04-05';"
+        "form.start.value = '2001-06-01'; form.end.value = '2012-04-05';"
     )
     driver.find_element(By.CSS_SELECTOR, "#history-form button").click()
     _wait_for(
-        lambda: (
-            "start=2011-06-01" in driver.find_element(By.ID, "history-figure").get_attribute("src")
-        ),
-        "the span in the figure's address",
+        lambda: _history_span(driver) == (first_day, last_day) * 2,
+        "the span drawn in the date inputs",
     )
     _wait_for(lambda: _image_loaded(driver, "history-figure"), "the redrawn history figure")
+
+    # The rule-set selector switches the answer: the platform preset's credit filter
+    # reads a 100-day z-score against -2.
+    _select(driver, "rule-set-select", "platform")
+    _wait_for(lambda: _text(driver, "rule-set") == "platform", "the platform rule set")
+    _wait_for(lambda: "< -2.00" in _filter_row(driver, "credit"), "the platform threshold")
+    assert "100d" in _filter_row(driver, "credit")
+    _publication_shown(driver, base, "?market=SPY&rule_set=platform")
+    # The market selector: QQQ's own rule set. No QQQ closes here, so its filters on
+    # QQQ have no input, and credit (clear since the calm day) alone votes: risk-on.
+    _select(driver, "market-select", "QQQ")
+    _wait_for(lambda: _text(driver, "market") == "QQQ", "the QQQ answer")
+    _wait_for(lambda: "no input" in _filter_row(driver, "trend"), "QQQ's filters")
+    assert "clear" in _filter_row(driver, "credit")
+    assert _text(driver, "regime") == "risk-on"
+    assert _text(driver, "rule-set") == "qqq-trend-rv-credit"
+    assert "no input" in _filter_row(driver, "trend")
+    assert "QQQ realised vol 20d / 250d" in _filter_row(driver, "volatility")
+    _wait_for(lambda: "no QQQ" in _text(driver, "history-status"), "the history's refusal")
+    driver.save_screenshot(str(ARTIFACTS / "dashboard-3-qqq.png"))
+    _select(driver, "market-select", "SPY")
+    _wait_for(lambda: _text(driver, "regime") == "risk-on", "back to SPY")
+    assert "< -1.00" in _filter_row(driver, "credit")
 
     # The backtest form posts to /backtest and shows the metrics and the equity figure.
     driver.find_element(By.CSS_SELECTOR, "input[value='trend']").click()
@@ -249,7 +372,7 @@ def test_dashboard_shows_the_regime_follows_publications_and_runs_a_backtest(
     assert "/backtest/" in report and report.endswith("/report")
     _wait_for(lambda: _image_loaded(driver, "backtest-equity"), "the equity figure")
     driver.execute_script("document.getElementById('backtest').scrollIntoView();")
-    driver.save_screenshot(str(ARTIFACTS / "dashboard-3-backtest.png"))
+    driver.save_screenshot(str(ARTIFACTS / "dashboard-4-backtest.png"))
 
     # Its tear sheet renders with every figure.
     driver.get(report)
@@ -268,6 +391,27 @@ def test_dashboard_shows_the_regime_follows_publications_and_runs_a_backtest(
         )
     driver.execute_script("window.scrollTo(0, 0);")
     driver.save_screenshot(str(ARTIFACTS / "tear-sheet.png"))
+
+
+def test_a_phone_wide_page_does_not_scroll_sideways(served, browser):
+    """390 px (a phone): everything stacks in one column, nothing wider than the screen."""
+    base, _settings = served
+    driver = browser
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": True},
+    )
+    driver.get(f"{base}/dashboard")
+    _wait_for(lambda: _text(driver, "regime") == "risk-off", "the regime")
+    _wait_for(lambda: _image_loaded(driver, "history-figure"), "the history figure")
+    _wait_for(lambda: "current spell" in _text(driver, "stats-summary"), "the statistics")
+    widths = driver.execute_script(
+        "return [window.innerWidth, document.documentElement.scrollWidth,"
+        " document.body.scrollWidth];"
+    )
+    assert widths[0] == 390, widths
+    assert max(widths[1:]) <= 390, widths
+    driver.save_screenshot(str(ARTIFACTS / "dashboard-390.png"))
 
 
 def test_docs_render_from_the_apps_own_assets(served, browser):

@@ -41,3 +41,31 @@ def test_a_span_outside_the_data_is_a_named_problem(client):
     assert after.status_code == 422 and "query.start" in after.json()["detail"]
     reversed_span = client.get("/dashboard/history.png?start=2012-03-01&end=2012-01-01")
     assert reversed_span.status_code == 422
+
+
+def test_the_span_drawn_comes_back_with_the_figure(client):
+    """The page fills its date inputs from these headers: a start before the data is
+    drawn from the first stored day."""
+    default = client.get("/dashboard/history.png")
+    first_day = default.headers["x-history-start"]
+    assert default.headers["x-history-end"] == "2012-04-05"
+    clipped = client.get("/dashboard/history.png?start=2001-06-01&end=2012-01-03")
+    assert clipped.status_code == 200
+    assert (clipped.headers["x-history-start"], clipped.headers["x-history-end"]) == (
+        first_day,
+        "2012-01-03",
+    )
+
+
+def test_the_figure_follows_the_market_and_rule_set_chosen(client):
+    platform = client.get("/dashboard/history.svg?market=SPY&rule_set=platform")
+    assert platform.status_code == 200
+    assert b"Rules (platform)" in platform.content
+    assert b"Rules (published)" not in platform.content
+    published = client.get("/dashboard/history.svg?market=SPY")
+    assert b"Rules (published)" in published.content
+    # A rule set of another market is refused, naming the parameter.
+    other = client.get("/dashboard/history.png?market=SPY&rule_set=qqq-trend-rv-credit")
+    assert other.status_code == 422 and "query.rule_set" in other.json()["detail"]
+    unknown = client.get("/dashboard/history.png?market=NOPE")
+    assert unknown.status_code == 422 and "market" in unknown.json()["detail"]

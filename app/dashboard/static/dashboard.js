@@ -29,15 +29,59 @@ function showBanner(id, text) {
   banner.hidden = !text;
 }
 
+// What the page shows: a market and one of its rule sets (GET /markets). The default
+// market's own rule set is answered in the service's policy shape; any other rule set
+// by name, in the rule-set shape (its filters at the top level, their sides in them).
+const selection = { markets: [], market: null, ruleSet: null };
+
+function chosenMarket() {
+  return selection.markets.find((m) => m.id === selection.market) || null;
+}
+
+// The query naming the selection on every regime route (empty: the service's default).
+function selectionQuery() {
+  const market = chosenMarket();
+  if (!market) return new URLSearchParams();
+  const query = new URLSearchParams({ market: market.id });
+  if (selection.ruleSet && selection.ruleSet !== market.rule_set) query.set("rule_set", selection.ruleSet);
+  return query;
+}
+
+// The ledger policy of the selection's publications: what /regime/stream follows.
+function streamPolicy() {
+  const market = chosenMarket();
+  if (!market || (market.default && selection.ruleSet === market.rule_set)) return policy;
+  return `rule_set:${selection.ruleSet}`;
+}
+
+const withQuery = (path, query) => (query.toString() ? `${path}?${query}` : path);
+
+// "2026-12-04 17:35:11 CET (16:35:11 UTC)": a moment to the second, local and UTC.
+function formatMoment(iso) {
+  const moment = new Date(iso);
+  if (Number.isNaN(moment.getTime())) return iso;
+  const two = (n) => String(n).padStart(2, "0");
+  const local = `${moment.getFullYear()}-${two(moment.getMonth() + 1)}-${two(moment.getDate())} `
+    + `${two(moment.getHours())}:${two(moment.getMinutes())}:${two(moment.getSeconds())}`;
+  const zone = new Intl.DateTimeFormat("en", { timeZoneName: "short" })
+    .formatToParts(moment).find((part) => part.type === "timeZoneName");
+  const utc = moment.toISOString().slice(11, 19);
+  return `${local} ${zone ? zone.value : ""} (${utc} UTC)`;
+}
+
+// Which side of its threshold a filter fires on: a rule set's answer says so in the
+// filter, the service's policy answer leaves it to the page (the filter definitions).
+const firesBelow = (name, filter) => (filter.fires || filterSides[name]) === "below";
+
 // How far a filter's value is from flipping its state, in the filter's own units.
 function distanceToFlip(name, filter) {
   if (filter.state === "unavailable" || filter.value === null) return "no input";
   const gap = Math.abs(filter.value - filter.threshold);
-  const firesBelow = filterSides[name] === "below";
+  const below = firesBelow(name, filter);
   if (filter.state === "firing") {
-    return `clears after a ${firesBelow ? "rise" : "fall"} of ${num(gap)}`;
+    return `clears after a ${below ? "rise" : "fall"} of ${num(gap)}`;
   }
-  return `fires after a ${firesBelow ? "fall" : "rise"} of ${num(gap)}`;
+  return `fires after a ${below ? "fall" : "rise"} of ${num(gap)}`;
 }
 
 // The classifier's regime: 0 calm, 1 distressed (a name when the body carries one).
@@ -46,27 +90,37 @@ function modelRegime(regime) {
   return typeof regime === "number" ? (["calm", "distressed"][regime] ?? String(regime)) : regime;
 }
 
+function ruleSetName(today) {
+  if (today.rule_set && typeof today.rule_set === "object") return today.rule_set.name;
+  return (today.rules && today.rules.rule_set) || today.rule_set || "n/a";
+}
+
 function renderToday(today) {
   shown = today;
   const regime = $("regime");
   regime.textContent = today.regime;
   regime.className = `regime ${today.regime}`;
   $("exposure").textContent = pct(today.exposure, 0);
-  $("policy").textContent = today.mapping ? `${today.policy} (${today.mapping})` : today.policy;
+  $("market").textContent = today.market || "n/a";
+  $("rule-set").textContent = ruleSetName(today);
+  const served = today.policy ? (today.mapping ? `${today.policy} (${today.mapping})` : today.policy) : "rule set";
+  $("policy").textContent = served;
   $("as-of").textContent = today.as_of;
   $("expected").textContent = today.stale ? `(expected ${today.expected_as_of})` : "";
-  $("publication").textContent = `#${today.publication_id}, ${today.published_at}`;
+  const publication = $("publication");
+  publication.textContent = `#${today.publication_id}, ${formatMoment(today.published_at)}`;
+  publication.title = today.published_at;
 
   const rows = $("filters").querySelector("tbody");
   rows.replaceChildren();
-  const filters = (today.rules && today.rules.filters) || {};
+  const filters = (today.rules && today.rules.filters) || today.filters || {};
   for (const [name, filter] of Object.entries(filters)) {
     rows.append(
-      el("tr", { "data-filter": name },
+      el("tr", { "data-filter": name, title: filter.detail || name },
         el("td", {}, `${name} `, el("span", { class: "muted" }, filter.detail || "")),
         el("td", { class: `state-${filter.state}` }, filter.state),
         el("td", {}, num(filter.value)),
-        el("td", {}, `${filterSides[name] === "below" ? "<" : ">"} ${num(filter.threshold, 2)}`),
+        el("td", {}, `${firesBelow(name, filter) ? "<" : ">"} ${num(filter.threshold, 2)}`),
         el("td", { class: "distance" }, distanceToFlip(name, filter)),
       ),
     );
@@ -74,7 +128,9 @@ function renderToday(today) {
 
   const model = $("model");
   model.replaceChildren();
-  if (today.model && today.model.available) {
+  if (!today.model) {
+    model.append(el("div", { class: "muted" }, "model: not part of a rule set's answer"));
+  } else if (today.model.available) {
     const p = today.model.p_distressed;
     const bar = el("div", { class: "bar" }, el("div", { style: `width: ${(p || 0) * 100}%` }));
     model.append(
@@ -83,7 +139,7 @@ function renderToday(today) {
       bar,
     );
   } else {
-    model.append(el("div", { class: "muted" }, `model unavailable: ${(today.model && today.model.reason) || "unknown"}`));
+    model.append(el("div", { class: "muted" }, `model unavailable: ${today.model.reason || "unknown"}`));
   }
   showBanner("banner-stale", today.stale
     ? `Stale: the latest answer is as of ${today.as_of}, the last closed session is ${today.expected_as_of}.`
@@ -91,7 +147,11 @@ function renderToday(today) {
 }
 
 async function refreshToday() {
-  const today = await getJson(`/regime/today?policy=${encodeURIComponent(policy)}`);
+  const asked = streamPolicy();
+  const query = selectionQuery();
+  if (!chosenMarket()) query.set("policy", policy);
+  const today = await getJson(withQuery("/regime/today", query));
+  if (asked !== streamPolicy()) return; // the selection changed meanwhile
   if (!today.ok) {
     showBanner("banner-error", `No answer: ${today.body.detail || today.status}`);
     return;
@@ -110,28 +170,144 @@ async function refreshReadiness() {
   else showBanner("banner-degraded", "");
 }
 
+let stream = null;
+
+// Follows the selection's publications; each new one redraws the card, the history
+// (to the new day when it was drawn to the latest) and the statistics.
 function followStream() {
+  if (stream) stream.close();
   const live = $("live");
-  const stream = new EventSource(`/regime/stream?policy=${encodeURIComponent(policy)}`);
+  const followed = streamPolicy();
+  stream = new EventSource(`/regime/stream?policy=${encodeURIComponent(followed)}`);
   stream.onopen = () => { live.textContent = "live"; live.className = "live on"; };
   stream.onerror = () => { live.textContent = "reconnecting…"; live.className = "live off"; };
   stream.addEventListener("regime", (event) => {
     const published = JSON.parse(event.data);
+    if (followed !== streamPolicy()) return;
     if (shown && published.publication_id <= shown.publication_id) return;
+    const before = shown;
     // The event carries the published body; stale and expected_as_of come with the next read.
     renderToday({ ...(shown || {}), ...published });
+    if (before && before.as_of !== published.as_of) {
+      const form = $("history-form");
+      const toLatest = !form.end.value || form.end.value === before.as_of;
+      drawHistory(form.start.value, toLatest ? "" : form.end.value);
+      refreshStats();
+    }
     setTimeout(() => { refreshToday(); refreshReadiness(); }, 1500);
   });
 }
 
+let historyDrawn = null; // the object URL on screen
+
+// Draws the history of the selection over start..end (blank: the route's default) and
+// fills the date inputs with the span actually drawn (the route's X-History-* headers).
+async function drawHistory(start, end) {
+  const query = selectionQuery();
+  if (start) query.set("start", start);
+  if (end) query.set("end", end);
+  const status = $("history-status");
+  status.textContent = "drawing…";
+  const address = withQuery("/dashboard/history.png", query);
+  const response = await fetch(address);
+  if (!response.ok) {
+    const body = await response.json().catch(() => ({}));
+    status.textContent = `no figure (${response.status}): ${body.detail || response.statusText}`;
+    return;
+  }
+  const figure = $("history-figure");
+  const blob = await response.blob();
+  if (historyDrawn) URL.revokeObjectURL(historyDrawn);
+  historyDrawn = URL.createObjectURL(blob);
+  const form = $("history-form");
+  form.start.value = response.headers.get("X-History-Start") || "";
+  form.end.value = response.headers.get("X-History-End") || "";
+  figure.dataset.src = address;
+  figure.dataset.start = form.start.value;
+  figure.dataset.end = form.end.value;
+  figure.src = historyDrawn;
+  const drawn = new URLSearchParams(query);
+  drawn.set("start", form.start.value);
+  drawn.set("end", form.end.value);
+  $("history-svg").href = withQuery("/dashboard/history.svg", drawn);
+  status.textContent = "";
+}
+
 function showHistory(event) {
-  if (event) event.preventDefault();
-  const form = new FormData($("history-form"));
-  const query = new URLSearchParams();
-  for (const key of ["start", "end"]) if (form.get(key)) query.set(key, form.get(key));
-  const suffix = query.toString() ? `?${query}` : "";
-  $("history-figure").src = `/dashboard/history.png${suffix}`;
-  $("history-svg").href = `/dashboard/history.svg${suffix}`;
+  event.preventDefault();
+  const form = $("history-form");
+  drawHistory(form.start.value, form.end.value);
+}
+
+const REGIMES = ["risk-on", "caution", "risk-off"];
+
+function renderStats(stats) {
+  const spell = stats.current_spell;
+  $("stats-summary").textContent = `${stats.market} (${stats.symbol}), ${stats.start} .. ${stats.end}, `
+    + `${stats.days} days` + (spell ? `; current spell: ${spell.regime} since ${spell.since}, ${spell.days} days` : "");
+  const regimes = $("stats-regimes");
+  regimes.tHead.replaceChildren(el("tr", {}, ...["regime", "days", "spells", "mean", "median", "longest",
+    "return", "vol", "max DD"].map((h) => el("th", {}, h))));
+  regimes.tBodies[0].replaceChildren(...REGIMES.map((name) => {
+    const r = stats.regimes[name];
+    const days = (x) => (x === null || x === undefined ? "n/a" : Number(x).toFixed(0));
+    return el("tr", { "data-regime": name },
+      el("td", {}, name), el("td", {}, `${r.days} (${pct(r.share_of_days, 0)})`), el("td", {}, String(r.spells)),
+      el("td", {}, days(r.mean_days)), el("td", {}, days(r.median_days)), el("td", {}, days(r.longest_days)),
+      el("td", {}, pct(r.market.annualised_return)), el("td", {}, pct(r.market.annualised_volatility)),
+      el("td", {}, pct(r.market.max_drawdown)));
+  }));
+  const transitions = $("stats-transitions");
+  transitions.tHead.replaceChildren(el("tr", {}, el("th", {}, "from \\ to"), ...REGIMES.map((h) => el("th", {}, h))));
+  transitions.tBodies[0].replaceChildren(...REGIMES.map((from) => el("tr", { "data-from": from },
+    el("td", {}, from),
+    ...REGIMES.map((to) => el("td", { title: `${stats.transitions[from].count[to]} days` },
+      pct(stats.transitions[from].probability[to]))))));
+}
+
+async function refreshStats() {
+  const asked = streamPolicy();
+  const stats = await getJson(withQuery("/regimes/stats", selectionQuery()));
+  if (asked !== streamPolicy()) return;
+  if (!stats.ok) {
+    $("stats-summary").textContent = `no statistics (${stats.status}): ${stats.body.detail || ""}`;
+    $("stats-regimes").tBodies[0].replaceChildren();
+    $("stats-transitions").tBodies[0].replaceChildren();
+    return;
+  }
+  renderStats(stats.body);
+}
+
+function fillRuleSets() {
+  const market = chosenMarket();
+  const select = $("rule-set-select");
+  select.replaceChildren(...(market ? market.rule_sets : []).map((item) =>
+    el("option", { value: item.name }, `${item.name} (${item.origin})`)));
+  selection.ruleSet = market ? market.rule_set : null;
+  select.value = selection.ruleSet || "";
+}
+
+// Everything on the page follows the selection: a change reads it all again.
+function showSelection() {
+  shown = null;
+  const form = $("history-form");
+  form.start.value = "";
+  form.end.value = "";
+  refreshToday().then(followStream);
+  drawHistory("", "");
+  refreshStats();
+}
+
+async function loadMarkets() {
+  const markets = await getJson("/markets");
+  if (markets.ok && Array.isArray(markets.body)) selection.markets = markets.body;
+  const select = $("market-select");
+  select.replaceChildren(...selection.markets.map((m) =>
+    el("option", { value: m.id }, m.id === m.symbol ? m.id : `${m.id} (${m.symbol})`)));
+  const fallback = selection.markets.find((m) => m.default) || selection.markets[0];
+  selection.market = fallback ? fallback.id : null;
+  select.value = selection.market || "";
+  fillRuleSets();
 }
 
 const STRATEGIES = {
@@ -167,6 +343,7 @@ async function runBacktest(event) {
     cost_bps: Number(form.get("cost_bps") || 0),
     equity_sampling: "none",
   };
+  if (selection.market) request.market = selection.market;
   for (const key of ["start", "end"]) if (form.get(key)) request[key] = form.get(key);
   const status = $("backtest-status");
   const output = $("backtest-result");
@@ -197,6 +374,15 @@ async function runBacktest(event) {
 
 $("history-form").addEventListener("submit", showHistory);
 $("backtest-form").addEventListener("submit", runBacktest);
-refreshToday().then(followStream);
+$("market-select").addEventListener("change", (event) => {
+  selection.market = event.target.value;
+  fillRuleSets();
+  showSelection();
+});
+$("rule-set-select").addEventListener("change", (event) => {
+  selection.ruleSet = event.target.value;
+  showSelection();
+});
+loadMarkets().then(showSelection);
 refreshReadiness();
 setInterval(refreshReadiness, 60_000);
