@@ -28,6 +28,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -207,12 +208,12 @@ class RuleSetDefinition:
             "vol_target": None if self.vol_target is None else asdict(self.vol_target),
         }
 
-    @property
+    @cached_property  # a frozen value: computed once, read on every request
     def fingerprint(self) -> str:
         """sha256 of the canonical JSON of the definition."""
         return hashlib.sha256(canonical_json(self.to_dict()).encode()).hexdigest()
 
-    @property
+    @cached_property
     def version(self) -> str:
         """The key its stored regimes are kept under: name and fingerprint."""
         return f"{self.name}-{self.fingerprint[:8]}"

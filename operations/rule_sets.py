@@ -29,7 +29,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -51,7 +52,7 @@ from core.rulesets import REGISTERED_NAME, RuleSetDefinition, canonical_json
 from operations.answers import history_rows
 from operations.answers import json_number as _number
 from operations.answers import json_text as _text
-from operations.markets import Universe, current_universe
+from operations.markets import current_universe, load_universe
 from operations.notifications import ledger_policy
 from operations.publish import publish_if_changed
 from store.ledger import Publication, as_utc, latest_publication
@@ -76,12 +77,12 @@ class RegisteredRuleSet:
     origin: str = "registered"  # preset | universe | registered
     stored_as: str | None = None  # key of its stored regimes when not definition.version
 
-    @property
+    @cached_property
     def version(self) -> str:
         """The key its regimes are stored under, and the name its answers carry."""
         return self.stored_as or self.definition.version
 
-    @property
+    @cached_property  # the universe does not change while the process runs
     def market(self) -> str:
         """The market its exposure is for: the market it is the default rule set of,
         else the default market."""
@@ -97,11 +98,13 @@ def service_preset() -> str:
 
 def built_in() -> list[RegisteredRuleSet]:
     """The presets and the universe's rule sets, as rule sets by name."""
-    return list(_built_in(service_preset(), current_universe()))
+    settings = get_settings()
+    return list(_built_in(settings.rule_set, settings.universe_file))
 
 
-@cache
-def _built_in(own: str, universe: Universe) -> tuple[RegisteredRuleSet, ...]:
+@cache  # per process: settings do not change while it runs (keyed cheaply, not by value)
+def _built_in(own: str, universe_file: Path | None) -> tuple[RegisteredRuleSet, ...]:
+    universe = load_universe(universe_file)
     items = []
     for name, preset in RULE_SET_PRESETS.items():
         definition = preset.definition()

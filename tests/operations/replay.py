@@ -28,10 +28,11 @@ class Bars:
     frame: pd.DataFrame  # index date; columns adj_close, close, high, low, open, volume
 
 
-def read_market(folder: Path) -> dict[str, Bars]:
-    """The five feature inputs from ../shared/data/market, parsed by hand."""
+def read_market(folder: Path, etfs: tuple[str, ...] = ETFS) -> dict[str, Bars]:
+    """The feature inputs (and the ETFs ``etfs``) from ../shared/data/market, parsed by
+    hand."""
     bars = {}
-    for symbol in ETFS:
+    for symbol in etfs:
         frame = pd.read_csv(
             folder / f"{symbol}.csv",
             skiprows=3,
@@ -76,12 +77,18 @@ def write_history(
     return folder
 
 
-def write_day(folder: Path, bars: dict[str, Bars], after: pd.Timestamp, day: pd.Timestamp) -> Path:
-    """The rows of (after, day] as yfinance writes them: the three ETFs in one
+def write_day(
+    folder: Path,
+    bars: dict[str, Bars],
+    after: pd.Timestamp,
+    day: pd.Timestamp,
+    etfs: tuple[str, ...] = ETFS,
+) -> Path:
+    """The rows of (after, day] as yfinance writes them: the ETFs in one
     ``download([...], auto_adjust=False)`` file, each index in its own
     ``download("^VIX")`` file (auto_adjust=True: no Adj Close)."""
     folder.mkdir(parents=True)
-    etfs = {s: _between(bars[s].frame, after, day) for s in ETFS}
+    rows_of = {s: _between(bars[s].frame, after, day) for s in etfs}
     fields = [
         ("Adj Close", "adj_close"),
         ("Close", "close"),
@@ -90,14 +97,14 @@ def write_day(folder: Path, bars: dict[str, Bars], after: pd.Timestamp, day: pd.
         ("Open", "open"),
         ("Volume", "volume"),
     ]
-    header = ["Price"] + [name for name, _ in fields for _ in ETFS]
-    tickers = ["Ticker"] + [s for _ in fields for s in ETFS]
+    header = ["Price"] + [name for name, _ in fields for _ in etfs]
+    tickers = ["Ticker"] + [s for _ in fields for s in etfs]
     lines = [",".join(header), ",".join(tickers), "Date" + "," * (len(header) - 1)]
-    for stamp in etfs["SPY"].index:
+    for stamp in rows_of["SPY"].index:
         cells = [f"{stamp:%Y-%m-%d}"]
         for _, column in fields:
-            for symbol in ETFS:
-                value = etfs[symbol].at[stamp, column]
+            for symbol in etfs:
+                value = rows_of[symbol].at[stamp, column]
                 cells.append(str(int(value)) if column == "volume" else repr(float(value)))
         lines.append(",".join(cells))
     (folder / "etfs.csv").write_text("\n".join(lines) + "\n")
