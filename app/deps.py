@@ -6,7 +6,9 @@
 | EngineDep      | the SQLAlchemy engine                   | point at another database    |
 | PredictorDep   | the ModelSlot (predictor or why none)   | serve a fake or no model     |
 | ClockDep       | a callable returning "now" (aware UTC)  | fix the date                 |
-| AdminDep       | passes only with the right X-API-Key    | -                            |
+| CallerDep      | the verified key's caller, or None      | -                            |
+| AdminDep       | passes only with an admin key           | -                            |
+| ResearcherDep  | a research or admin key's caller        | -                            |
 
 There is deliberately no per-request connection dependency: FastAPI enters a
 yield dependency on one pool thread and runs the handler on another, so under
@@ -30,6 +32,8 @@ from sqlalchemy import Engine
 
 from app.settings import Settings
 from app.state import ServiceState
+from operations import keys
+from operations.keys import Caller
 from operations.models import ModelSlot
 
 Clock = Callable[[], dt.datetime]
@@ -68,25 +72,58 @@ PredictorDep = Annotated[ModelSlot, Depends(get_model)]
 ClockDep = Annotated[Clock, Depends(get_clock)]
 
 
-def require_api_key(
+def identify(
+    request: Request,
     settings: SettingsDep,
-    x_api_key: Annotated[str | None, Header(description="Admin API key.")] = None,
-) -> None:
-    """401 without a key; 403 with a wrong one, and for every key when none is configured."""
-    if not x_api_key:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "the X-API-Key header is required for admin routes",
-            headers={"WWW-Authenticate": "X-API-Key"},
-        )
-    if settings.api_key is None:
-        raise HTTPException(
-            status.HTTP_403_FORBIDDEN,
-            "admin routes are disabled: no API key is configured (DEEPREGIME_API_KEY)",
-        )
-    expected = settings.api_key.get_secret_value().encode()
-    if not hmac.compare_digest(x_api_key.encode(), expected):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "the X-API-Key header is not valid")
+    engine: EngineDep,
+    x_api_key: Annotated[str | None, Header(description="API key (operations.keys).")] = None,
+) -> Caller | None:
+    """The caller of a verified key; None without a key; 403 for a key that is not valid.
+    Kept on the request, for the rate limits (app.rate_limit)."""
+    caller = None
+    if x_api_key:
+        caller = _verified(x_api_key, settings, engine)
+        if caller is None:
+            detail = "the X-API-Key header is not valid"
+            if settings.api_key is None:
+                detail += " (and no API key is configured: DEEPREGIME_API_KEY)"
+            raise HTTPException(status.HTTP_403_FORBIDDEN, detail)
+    request.state.caller = caller
+    return caller
 
 
-AdminDep = Depends(require_api_key)
+def _verified(key: str, settings: Settings, engine: Engine) -> Caller | None:
+    if settings.api_key is not None and hmac.compare_digest(
+        key.encode(), settings.api_key.get_secret_value().encode()
+    ):
+        return Caller(key_id=keys.SETTINGS_KEY_ID, role="admin")
+    with engine.connect() as connection:  # see above: checked out on this thread
+        return keys.verify(connection, key)
+
+
+CallerDep = Annotated[Caller | None, Depends(identify)]
+
+
+def require(role: str) -> Callable[[Caller | None], Caller]:
+    """A dependency passing only callers whose role reaches ``role``: 401 without a key,
+    403 with a key of a lesser role."""
+
+    async def dependency(caller: CallerDep) -> Caller:
+        if caller is None:
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                f"the X-API-Key header is required: this route needs a {role} key",
+                headers={"WWW-Authenticate": "X-API-Key"},
+            )
+        if not caller.may(role):
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"the X-API-Key header holds a {caller.role} key: this route needs a {role} key",
+            )
+        return caller
+
+    return dependency
+
+
+AdminDep = Depends(require("admin"))
+ResearcherDep = Annotated[Caller, Depends(require("research"))]

@@ -470,4 +470,7 @@ def server_options(settings: Settings, *, from_environment: bool = False) -> dic
     return {
         "http": protocol if from_environment else limited_protocol(settings),
         "timeout_keep_alive": settings.http_keepalive_s,
+        # One definition of the trusted proxies, for uvicorn's forwarded headers and the
+        # per-address cap above: none unless configured (uvicorn would trust loopback).
+        "forwarded_allow_ips": settings.forwarded_allow_ips,
     }

@@ -14,7 +14,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Path, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
-from app.deps import EngineDep, PredictorDep, StateDep
+from app.deps import CallerDep, EngineDep, PredictorDep, StateDep
 from app.problems import NotFoundError, problem
 from app.rate_limit import RateLimited, client_key
 from app.research import BacktestJob, Database, ModelFacts, Outcome, ResearchBusy
@@ -33,6 +33,7 @@ router = APIRouter(tags=["backtest"])
     responses={
         200: {"model": BacktestResult, "description": "Answered, not stored (`store: false`)."},
         422: {"model": Problem, "description": "A bad field, or beyond the service's bounds."},
+        403: {"model": Problem, "description": "An X-API-Key that is not valid."},
         429: {"model": Problem, "description": "Over the client's rate; see Retry-After."},
         503: {
             "model": Problem,
@@ -46,6 +47,7 @@ async def post_backtest(
     request: Request,
     state: StateDep,
     model: PredictorDep,
+    caller: CallerDep,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -60,7 +62,8 @@ async def post_backtest(
     """Run the strategies on the stored history and store the run (unless ``store`` is
     false). The run's id is in the ``Location`` and ``X-Backtest-Id`` headers."""
     try:
-        await run_in_threadpool(state.backtest_limiter.take, client_key(request))
+        own_rate = caller.quotas.backtests_per_minute if caller else None
+        await run_in_threadpool(state.backtest_limiter.take, client_key(request), own_rate)
     except RateLimited as limited:
         headers = {"Retry-After": str(limited.retry_after_s)}
         return problem(429, str(limited), headers=headers)

@@ -7,6 +7,9 @@
     POST /sweeps/{id}/cancel      stop it (a queued one at once, a running one at its next chunk)
     POST /sweeps/{id}/rerun       queue a failed or cancelled sweep again
 
+Reading is open; queuing needs a research (or admin) key, within the key's quotas
+(429 beyond them), and only the sweep's owner or an admin cancels or reruns it.
+
 The service's sweep runner (operations.sweeps.SweepRunner, started with the app)
 claims queued sweeps; a sweep whose process stopped is queued again.
 """
@@ -20,14 +23,18 @@ from typing import Annotated, Any
 from fastapi import APIRouter, FastAPI, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from app.deps import EngineDep, SettingsDep
+from app.deps import EngineDep, ResearcherDep, SettingsDep
 from app.problems import problem
 from app.schemas import Problem
+from app.settings import Settings
 from core.errors import DataValidationError
+from operations.keys import Caller
 from operations.sweeps import (
     ClusterSettings,
+    QuotaExceeded,
     Sweep,
     SweepConflict,
+    SweepQuota,
     SweepRunner,
     create_sweep,
     list_sweeps,
@@ -120,6 +127,7 @@ def start_runner(app: FastAPI, engine: Any) -> None:
             workers=settings.dask_workers,
             processes=settings.dask_processes,
             chunk_variants=settings.sweep_chunk_variants,
+            nice=settings.research_nice,
         ),
         poll_s=settings.sweep_poll_s,
         stale_s=settings.sweep_stale_s,
@@ -139,11 +147,45 @@ def _conflict(error: SweepConflict) -> Response:
     return problem(409, str(error))
 
 
+def _quota(caller: Caller, settings: Settings) -> SweepQuota | None:
+    """The caller's sweep quota (its own, else the service's defaults); admins have none."""
+    if caller.may("admin"):
+        return None
+    own = caller.quotas
+    return SweepQuota(
+        max_concurrent=own.max_concurrent_sweeps
+        if own.max_concurrent_sweeps is not None
+        else settings.key_max_concurrent_sweeps,
+        max_variants_per_day=own.max_variants_per_day
+        if own.max_variants_per_day is not None
+        else settings.key_max_variants_per_day,
+    )
+
+
+def _owned(engine: Any, sweep_id: str, caller: Caller) -> Response | None:
+    """403 unless the caller owns the sweep or is an admin (404 for no such sweep)."""
+    with engine.connect() as connection:
+        sweep = load_sweep(connection, sweep_id=sweep_id)
+    if caller.may("admin") or sweep.owner == caller.key_id:
+        return None
+    return problem(403, f"sweep {sweep_id} belongs to another key: only its owner or an admin")
+
+
+KEY_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem, "description": "No X-API-Key header."},
+    403: {"model": Problem, "description": "Not a valid key, or its role may not do this."},
+}
+
+
 @router.post(
     "/sweeps",
     status_code=202,
     response_model=SweepStatus,
-    responses={422: {"model": Problem, "description": "A bad field, or a grid too large."}},
+    responses={
+        **KEY_ERRORS,
+        422: {"model": Problem, "description": "A bad field, or a grid too large."},
+        429: {"model": Problem, "description": "Over the key's sweep quota."},
+    },
 )
 def post_sweep(
     body: SweepRequest,
@@ -151,9 +193,19 @@ def post_sweep(
     response: Response,
     engine: EngineDep,
     settings: SettingsDep,
-) -> SweepStatus:
+    caller: ResearcherDep,
+) -> SweepStatus | Response:
     """Queue a sweep over the grid; poll ``GET /sweeps/{id}`` for its progress."""
-    sweep = create_sweep(engine, request=body, max_variants=settings.sweep_max_variants)
+    try:
+        sweep = create_sweep(
+            engine,
+            request=body,
+            max_variants=settings.sweep_max_variants,
+            owner=caller.key_id,
+            quota=_quota(caller, settings),
+        )
+    except QuotaExceeded as error:
+        return problem(429, str(error))
     runner = getattr(request.app.state, "sweep_runner", None)
     if runner is not None:
         runner.wake()
@@ -231,10 +283,15 @@ def get_sweep_results(
 @router.post(
     "/sweeps/{sweep_id}/cancel",
     response_model=SweepStatus,
-    responses={404: {"model": Problem, "description": "No sweep with that id."}},
+    responses={**KEY_ERRORS, 404: {"model": Problem, "description": "No sweep with that id."}},
 )
-def cancel_sweep(sweep_id: SweepId, engine: EngineDep) -> SweepStatus:
+def cancel_sweep(
+    sweep_id: SweepId, engine: EngineDep, caller: ResearcherDep
+) -> SweepStatus | Response:
     """Cancel the sweep: a queued one at once, a running one after its current chunk."""
+    refused = _owned(engine, sweep_id, caller)
+    if refused is not None:
+        return refused
     return SweepStatus.of(request_cancel(engine, sweep_id=sweep_id))
 
 
@@ -243,12 +300,18 @@ def cancel_sweep(sweep_id: SweepId, engine: EngineDep) -> SweepStatus:
     status_code=202,
     response_model=SweepStatus,
     responses={
+        **KEY_ERRORS,
         404: {"model": Problem, "description": "No sweep with that id."},
         409: {"model": Problem, "description": "Only a failed or cancelled sweep is rerun."},
     },
 )
-def rerun_sweep(sweep_id: SweepId, request: Request, engine: EngineDep) -> SweepStatus | Response:
+def rerun_sweep(
+    sweep_id: SweepId, request: Request, engine: EngineDep, caller: ResearcherDep
+) -> SweepStatus | Response:
     """Queue a failed or cancelled sweep again, from the start."""
+    refused = _owned(engine, sweep_id, caller)
+    if refused is not None:
+        return refused
     try:
         sweep = rerun(engine, sweep_id=sweep_id)
     except SweepConflict as error:

@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.enums import Policy
@@ -124,13 +124,15 @@ class Settings(BaseSettings):
     research_processes: int = Field(default=2, ge=0, le=64)
     # Research jobs waiting beyond the running ones; more answer 503 with Retry-After.
     research_queue: int = Field(default=16, ge=0, le=1000)
-    # CPU priority of the research processes below the serving ones (os.nice increment),
+    # CPU priority of the research processes and the local Dask cluster's workers below
+    # the serving ones (os.nice increment),
     # so a busy machine answers /regime/today first.
     research_nice: int = Field(default=10, ge=0, le=19)
     # A research job (one backtest or history page) taking longer is answered 503.
     research_timeout_s: float = Field(default=60.0, gt=0, le=3600)
-    # POST /backtest per client (address, or X-API-Key when sent): a bucket of `burst`
-    # requests refilled at `per_minute`; beyond it 429 with Retry-After. 0 disables.
+    # POST /backtest per client (its verified API key, else its address): a bucket of
+    # `burst` requests refilled at `per_minute` (a key's own rate where it has one);
+    # beyond it 429 with Retry-After. 0 disables.
     backtest_rate_per_minute: float = Field(default=60.0, ge=0, le=100_000)
     backtest_rate_burst: int = Field(default=10, ge=1, le=10_000)
     # Stored backtest runs are kept within all three bounds (oldest dropped first).
@@ -169,6 +171,19 @@ class Settings(BaseSettings):
     sweep_stale_s: float = Field(default=60.0, gt=0, le=86_400)
     sweep_max_attempts: int = Field(default=3, ge=1, le=100)
     max_sweep_page_size: int = Field(default=500, ge=1, le=100_000)
+
+    # --- access (operations.keys) ---
+
+    # Quotas of a key that sets none: sweeps queued or running at once, variants queued
+    # in the last 24 hours.
+    key_max_concurrent_sweeps: int = Field(default=2, ge=0, le=10_000)
+    key_max_variants_per_day: int = Field(default=200_000, ge=0, le=1_000_000_000)
+    # The proxies whose X-Forwarded-For / X-Forwarded-Proto the server believes
+    # (uvicorn's --forwarded-allow-ips, read from FORWARDED_ALLOW_IPS): unset, none, so
+    # a client cannot choose the address its limits are kept under.
+    forwarded_allow_ips: str = Field(
+        default="", validation_alias=AliasChoices("FORWARDED_ALLOW_IPS", "forwarded_allow_ips")
+    )
 
 
 @lru_cache

@@ -6,7 +6,7 @@ import logging
 
 import typer
 
-from cli import backtest, cycle, data, models, rule_sets, serve, sweep, track_record
+from cli import backtest, cycle, data, keys, models, rule_sets, serve, sweep, track_record
 
 app = typer.Typer(
     name="deepregime",
@@ -23,6 +23,7 @@ models.register(app)
 sweep.register(app)
 rule_sets.register(app)
 track_record.register(app)
+keys.register(app)
 
 
 @app.callback()

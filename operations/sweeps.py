@@ -79,6 +79,7 @@ class Sweep:
     started_at: dt.datetime | None
     heartbeat_at: dt.datetime | None
     finished_at: dt.datetime | None
+    owner: str | None = None  # the key that queued it (operations.keys)
 
     @property
     def progress(self) -> float:
@@ -102,11 +103,49 @@ class Sweep:
             started_at=_aware(row.started_at),
             heartbeat_at=_aware(row.heartbeat_at),
             finished_at=_aware(row.finished_at),
+            owner=row.owner,
         )
 
 
 class SweepConflict(DeepRegimeError):
     """The sweep is not in a state that allows the action (answered 409)."""
+
+
+class QuotaExceeded(DeepRegimeError):
+    """The owner's quota leaves no room for the sweep (answered 429)."""
+
+
+@dataclass(frozen=True)
+class SweepQuota:
+    """What one owner may queue: sweeps queued or running at once, variants a day."""
+
+    max_concurrent: int
+    max_variants_per_day: int
+
+
+def _check_quota(
+    connection: Connection, *, owner: str, quota: SweepQuota, variants: int, now: dt.datetime
+) -> None:
+    active = connection.execute(
+        select(func.count())
+        .select_from(sweeps)
+        .where(sweeps.c.owner == owner, sweeps.c.status.in_((QUEUED, RUNNING)))
+    ).scalar_one()
+    if active >= quota.max_concurrent:
+        raise QuotaExceeded(
+            f"{active} sweeps of this key are queued or running, at most "
+            f"{quota.max_concurrent} at once: wait for one to finish or cancel one"
+        )
+    spent = connection.execute(
+        select(func.coalesce(func.sum(sweeps.c.variants), 0)).where(
+            sweeps.c.owner == owner, sweeps.c.created_at > now - dt.timedelta(days=1)
+        )
+    ).scalar_one()
+    if spent + variants > quota.max_variants_per_day:
+        raise QuotaExceeded(
+            f"this key queued {spent} variants in the last 24 hours; {variants} more would "
+            f"pass its {quota.max_variants_per_day} a day"
+        )
 
 
 def check_size(request: SweepRequest, *, max_variants: int) -> None:
@@ -125,12 +164,17 @@ def create_sweep(
     *,
     request: SweepRequest,
     max_variants: int,
+    owner: str | None = None,
+    quota: SweepQuota | None = None,
     clock: Clock = utc_now,
 ) -> Sweep:
-    """Store a new sweep, queued."""
+    """Store a new sweep, queued, owned by ``owner`` (within its ``quota`` when given)."""
     check_size(request, max_variants=max_variants)
     sweep_id = str(uuid.uuid4())
+    now = clock()
     with engine.begin() as connection:
+        if owner is not None and quota is not None:
+            _check_quota(connection, owner=owner, quota=quota, variants=request.grid.size, now=now)
         connection.execute(
             insert(sweeps).values(
                 id=sweep_id,
@@ -141,7 +185,8 @@ def create_sweep(
                 done_variants=0,
                 cancel_requested=False,
                 attempts=0,
-                created_at=clock(),
+                created_at=now,
+                owner=owner,
             )
         )
         return _load(connection, sweep_id)
@@ -481,6 +526,7 @@ class ClusterSettings:
     workers: int
     processes: bool
     chunk_variants: int
+    nice: int = 0  # a local cluster's workers below the serving processes' CPU priority
 
     @property
     def label(self) -> str:
@@ -538,6 +584,7 @@ class SweepRunner:
                 self.cluster.scheduler,
                 workers=self.cluster.workers,
                 processes=self.cluster.processes,
+                nice=self.cluster.nice,
             )
             self._client = self._client_context.__enter__()
         return self._client
@@ -578,6 +625,6 @@ def cluster_client(cluster: ClusterSettings, *, local: bool = False) -> Iterator
             yield nothing
         return
     with dask_client(
-        cluster.scheduler, workers=cluster.workers, processes=cluster.processes
+        cluster.scheduler, workers=cluster.workers, processes=cluster.processes, nice=cluster.nice
     ) as client:
         yield client

@@ -12,6 +12,7 @@ before the cluster closes them, instead of being killed 4 s into the close.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,8 +32,10 @@ def dask_client(
     processes: bool = True,
     timeout_s: float = 30.0,
     drain_s: float = DRAIN_S,
+    nice: int = 0,
 ) -> Iterator[Any]:
-    """A connected dask.distributed Client, closed on exit (with its local cluster)."""
+    """A connected dask.distributed Client, closed on exit (with its local cluster).
+    A local cluster's worker processes run ``nice`` steps below this one's priority."""
     from distributed import Client, LocalCluster
 
     # The scheduler of a local cluster logs each worker and client at INFO here; the
@@ -56,6 +59,10 @@ def dask_client(
         silence_logs=logging.WARNING,
     )
     client = Client(cluster)
+    if processes and nice:
+        # On each worker's event-loop thread, which starts the threads running tasks
+        # (they inherit its priority): serving answers first on a shared machine.
+        client.run(os.nice, nice)
     try:
         yield client
     finally:

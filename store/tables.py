@@ -176,6 +176,22 @@ backtest_runs = Table(
 
 # Per-client token buckets of the rate limit on POST /backtest (store.rate_limits),
 # shared by every worker and replica.
+# API keys (operations.keys): only the sha256 of each key is kept. Quotas left NULL
+# take the service's defaults (app.settings).
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("key_sha256", String(64), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),  # read | research | admin
+    Column("label", String(200), nullable=True),
+    Column("max_concurrent_sweeps", Integer, nullable=True),
+    Column("max_variants_per_day", Integer, nullable=True),
+    Column("backtests_per_minute", Float, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+)
+
 rate_limit_buckets = Table(
     "rate_limit_buckets",
     metadata,
@@ -303,6 +319,8 @@ sweeps = Table(
     Column("started_at", DateTime(timezone=True), nullable=True),
     Column("heartbeat_at", DateTime(timezone=True), nullable=True),
     Column("finished_at", DateTime(timezone=True), nullable=True),
+    # The api_keys.id (or "admin" for DEEPREGIME_API_KEY) that queued it; NULL before keys.
+    Column("owner", String(36), nullable=True, index=True),
 )
 
 # Every variant of a finished sweep: rank 1 is the best by the sweep's objective.

@@ -31,9 +31,10 @@ LIMITS = {
     "http_first_byte_timeout_s": 0.5,
     "http_max_connections": 4,
     "http_max_connections_per_client": 2,
+    "forwarded_allow_ips": "127.0.0.1",
 }
-# Loopback is trusted as a proxy (uvicorn's FORWARDED_ALLOW_IPS), so it has no
-# per-address cap: the capped client connects from another loopback address.
+# 127.0.0.1 is trusted as a proxy here (FORWARDED_ALLOW_IPS), so it has no per-address
+# cap: the capped client connects from another loopback address.
 OTHER_CLIENT = "127.0.0.2"
 
 

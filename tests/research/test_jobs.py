@@ -30,7 +30,7 @@ from operations.sweeps import (
 from research.grid import SweepRequest
 from store.db import make_engine
 from store.tables import sweeps
-from tests.app.conftest import running
+from tests.app.conftest import API_KEY, admin, running
 
 BODY = {
     "name": "small",
@@ -54,6 +54,7 @@ def _settings(url: str, tmp_path: Path, **changes) -> Settings:
         dask_processes=False,
         dask_workers=1,
         sweep_poll_s=0.2,
+        api_key=API_KEY,
         _env_file=None,
         **changes,
     )
@@ -144,7 +145,9 @@ def _wait_done(client, sweep_id: str, timeout_s: float = 60.0) -> dict:
 
 
 def test_the_api_runs_a_sweep_as_a_job(market_url: str, tmp_path: Path) -> None:
-    with running(_settings(market_url, tmp_path, sweep_max_variants=100)) as client:
+    with running(
+        _settings(market_url, tmp_path, sweep_max_variants=100), headers=admin()
+    ) as client:
         posted = client.post("/sweeps", json=BODY)
         assert posted.status_code == 202, posted.text
         sweep_id = posted.json()["id"]
@@ -184,7 +187,7 @@ def test_a_sweep_interrupted_by_a_restart_is_resumed(market_url: str, tmp_path: 
                 .where(sweeps.c.id == sweep.id)
                 .values(heartbeat_at=dt.datetime(2020, 1, 1, tzinfo=dt.UTC), done_variants=7)
             )
-        with running(_settings(market_url, tmp_path)) as client:
+        with running(_settings(market_url, tmp_path), headers=admin()) as client:
             body = _wait_done(client, sweep.id)
             results = client.get(f"/sweeps/{sweep.id}/results").json()
             queued = client.post("/sweeps", json=BODY).json()
