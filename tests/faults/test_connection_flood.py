@@ -6,8 +6,8 @@ most 30 s). Meanwhile /health and /regime/today keep answering 200, to a client 
 another address and to one on the flooding address itself; the idle connections
 are closed within seconds (SQLite and PostgreSQL).
 
-The flood comes once from 127.0.0.1, which the server trusts as a proxy (uvicorn's
-FORWARDED_ALLOW_IPS default) and so caps only in all (DEEPREGIME_HTTP_MAX_CONNECTIONS),
+The flood comes once from 127.0.0.1, which the server is told to trust as a proxy
+(FORWARDED_ALLOW_IPS) and so caps only in all (DEEPREGIME_HTTP_MAX_CONNECTIONS),
 and once from 127.0.0.2, also capped per address
 (DEEPREGIME_HTTP_MAX_CONNECTIONS_PER_CLIENT, 64).
 """
@@ -47,7 +47,11 @@ def served(populated_url: str, models_dir: Path, tmp_path: Path) -> Iterator[int
         for key, value in os.environ.items()
         if not key.startswith("DEEPREGIME_HTTP_") and key != "FORWARDED_ALLOW_IPS"
     }
-    env |= {"DEEPREGIME_DATABASE_URL": populated_url, "DEEPREGIME_MODEL_DIR": str(models_dir)}
+    env |= {
+        "DEEPREGIME_DATABASE_URL": populated_url,
+        "DEEPREGIME_MODEL_DIR": str(models_dir),
+        "FORWARDED_ALLOW_IPS": "127.0.0.1",  # a proxy on loopback, as behind HAProxy
+    }
     log_path = tmp_path / "serve.log"
     with log_path.open("w") as log:
         server = subprocess.Popen(

@@ -4,6 +4,7 @@ cancel, 422s) and a restart, on made-up market data loaded through the daily cyc
 from __future__ import annotations
 
 import datetime as dt
+import os
 import time
 from pathlib import Path
 
@@ -18,7 +19,9 @@ from operations.sweeps import (
     FAILED,
     QUEUED,
     RUNNING,
+    ClusterSettings,
     claim,
+    cluster_client,
     create_sweep,
     execute_sweep,
     load_sweep,
@@ -197,3 +200,10 @@ def test_a_sweep_interrupted_by_a_restart_is_resumed(market_url: str, tmp_path: 
         assert cancelled["status"] in (CANCELLED, RUNNING, DONE)
     finally:
         engine.dispose()
+
+
+def test_the_local_cluster_runs_tasks_below_the_serving_priority() -> None:
+    cluster = ClusterSettings(scheduler=None, workers=1, processes=True, chunk_variants=1, nice=5)
+    with cluster_client(cluster) as client:
+        worker_nice = client.submit(os.nice, 0, pure=False).result()
+    assert worker_nice == min(19, os.nice(0) + 5)
