@@ -10,7 +10,9 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from app.deps import EngineDep
+from app.routes_regimes import MarketQuery, market_policies
 from app.schemas import Problem
+from operations.markets import current_universe
 from operations.revisions import list_revisions
 from store.ledger import Publication, list_publications
 
@@ -83,11 +85,22 @@ def publications(
         str | None, Query(max_length=32, description="rules | ensemble | model:filter | ...")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_ITEMS)] = 100,
+    market: MarketQuery = None,
 ) -> PublicationPage:
-    """The publication ledger, oldest first: every answer as it was published."""
+    """The publication ledger, oldest first: every answer as it was published (with
+    ``market``, that market's answers only: its rule sets', and for the default market
+    the preset's under every policy)."""
     with engine.connect() as connection:
+        policies = None
+        if market is not None:
+            policies = market_policies(connection, current_universe().market(market))
         items = list_publications(
-            connection, since=_aware(since), after_id=after_id, policy=policy, limit=limit + 1
+            connection,
+            since=_aware(since),
+            after_id=after_id,
+            policy=policy,
+            limit=limit + 1,
+            policies=policies,
         )
     more = len(items) > limit
     items = items[:limit]

@@ -38,6 +38,7 @@ from core.errors import DataValidationError, NoDataError, NotFoundError
 from inference.in_sample import ModelHistory
 from operations import answers, rule_sets
 from operations.markets import Market, current_universe
+from operations.notifications import LEDGER_POLICIES
 from operations.publish import PolicyName, parse_variant, variant_for
 from operations.regime_stats import regime_stats
 from operations.revisions import is_revised
@@ -201,6 +202,25 @@ def resolve_ask(
             field="query.policy",
         )
     return Ask(chosen, item, Policy.RULES, ModelMappingName(settings.model_mapping))
+
+
+def ledger_key(ask: Ask) -> str:
+    """The ledger's policy name of what ``ask`` names."""
+    if ask.item is not None:
+        return rule_sets.policy_key(ask.item.name)
+    return variant_for(ask.policy, ask.mapping).key
+
+
+def market_policies(connection: Connection, market: Market) -> list[str]:
+    """Every ledger policy a market's answers are published under."""
+    keys = [
+        rule_sets.policy_key(item.name)
+        for item in rule_sets.published_by_name(connection)
+        if item.market == market.id
+    ]
+    if market.id == current_universe().default:
+        keys += list(LEDGER_POLICIES)
+    return keys
 
 
 def find_built_in(name: str) -> rule_sets.RegisteredRuleSet | None:
@@ -423,7 +443,7 @@ def regimes_stats(
     the current spell's age, and the market's annualised return, volatility and max
     drawdown while each regime was held (at the next close, as a backtest with lag 1
     holds it). A continuous-score rule set adds its latest score and percentile."""
-    ask = _resolve_with_database(state, market, rule_set, policy, mapping)
+    ask = resolve_with_database(state, market, rule_set, policy, mapping)
     with engine.connect() as connection:
         return regime_stats(
             connection,
@@ -489,7 +509,7 @@ async def regimes(
                 f"at most {settings.max_page_size} days per page, got {value}",
                 field=f"query.{name}",
             )
-    ask = await run_in_threadpool(_resolve_with_database, state, market, rule_set, policy, mapping)
+    ask = await run_in_threadpool(resolve_with_database, state, market, rule_set, policy, mapping)
     if ask.item is not None:
         if format is Format.CSV:
             raise DataValidationError(
@@ -531,7 +551,7 @@ async def regimes(
     return outcome.response()
 
 
-def _resolve_with_database(
+def resolve_with_database(
     state: ServiceState,
     market: str | None,
     rule_set: str | None,

@@ -40,6 +40,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from app.deps import EngineDep, SettingsDep
+from app.routes_regimes import MarketQuery, RuleSetQuery, ledger_key, resolve_with_database
 from app.settings import Settings
 from operations.notifications import ledger_policy, validate_policy
 from store.ledger import (
@@ -194,9 +195,18 @@ async def regime_stream(
     last_event_id: Annotated[
         str | None, Header(description="Resume after this publication id.")
     ] = None,
+    market: MarketQuery = None,
+    rule_set: RuleSetQuery = None,
 ) -> StreamingResponse:
-    """Server-sent events: the latest publication of the policy, then each new one."""
-    ledger_name = stream_policy(policy, settings)
+    """Server-sent events: the latest publication of the policy (or of the market's or
+    rule set's answer, named as on /regime/today), then each new one."""
+    if market is None and rule_set is None:
+        ledger_name = stream_policy(policy, settings)
+    else:
+        ask = await run_in_threadpool(
+            resolve_with_database, request.app.state.service, market, rule_set, policy, None
+        )
+        ledger_name = ledger_key(ask)
     # Read before answering, so a database that is down is a 503, not a broken stream.
     first, cursor = await run_in_threadpool(
         _first_events, engine, ledger_name, parse_last_event_id(last_event_id)

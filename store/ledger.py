@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -127,8 +128,10 @@ def list_publications(
     after_id: int | None = None,
     policy: str | None = None,
     limit: int = 100,
+    policies: Sequence[str] | None = None,
 ) -> list[Publication]:
-    """Publications in ledger order (oldest first), filtered by time, id and policy."""
+    """Publications in ledger order (oldest first), filtered by time, id, policy and
+    (``policies``) a set of policies."""
     statement = select(publications).order_by(publications.c.id).limit(limit)
     if since is not None:
         statement = statement.where(publications.c.published_at >= as_utc(since))
@@ -136,6 +139,8 @@ def list_publications(
         statement = statement.where(publications.c.id > after_id)
     if policy is not None:
         statement = statement.where(publications.c.policy == policy)
+    if policies is not None:
+        statement = statement.where(publications.c.policy.in_(list(policies)))
     return [Publication.from_row(row) for row in connection.execute(statement)]
 
 

@@ -255,3 +255,28 @@ def test_last_event_ids_that_are_not_ids_are_ignored():
     assert parse_last_event_id(None) is None
     assert parse_last_event_id("abc") is None
     assert parse_last_event_id("-1") is None
+
+
+def test_a_market_or_rule_set_names_its_stream_and_its_ledger(engine, stream_settings):
+    """?market= and ?rule_set= choose the stream (and the ledger page) as on /regime/today:
+    QQQ's answers are its rule set's publications."""
+    publish(engine, "risk-on", 1.0)
+    qqq = publish(engine, "caution", 0.5, policy="rule_set:qqq-trend-rv-credit")
+    platform = publish(engine, "risk-off", 0.0, policy="rule_set:platform")
+    with serving(stream_settings) as served:
+        for params, expected in (
+            ({"market": "QQQ"}, qqq),
+            ({"rule_set": "qqq-trend-rv-credit"}, qqq),
+            ({"rule_set": "platform"}, platform),
+        ):
+            with stream(served, params=params) as (_, events):
+                assert next_regime(events).id == str(expected.id), params
+        with httpx.Client(base_url=served.url, timeout=10) as client:
+            page = client.get("/publications", params={"market": "QQQ"}).json()
+            spy = client.get("/publications", params={"market": "SPY"}).json()
+            refused = client.get("/regime/stream", params={"market": "QQQ", "policy": "ensemble"})
+            unknown = client.get("/publications", params={"market": "XYZ"})
+    assert [item["id"] for item in page["items"]] == [qqq.id]
+    assert {item["policy"] for item in spy["items"]} == {"rules", "rule_set:platform"}
+    assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "query.policy"
+    assert unknown.status_code == 422 and unknown.json()["errors"][0]["field"] == "query.market"
