@@ -12,8 +12,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app.deps import StateDep
-from app.routes_regimes import MarketQuery, RuleSetQuery
-from app.routes_regimes import _resolve_with_database as resolve_selection
+from app.routes_regimes import MarketQuery, RuleSetQuery, database_finder, resolve_ask
 from app.schemas import Problem
 from backtest.plots import regime_figure, render
 from backtest.runner import run_backtest
@@ -27,6 +26,7 @@ from operations.backtests import check_period, load_backtest_inputs
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 DEFAULT_SPAN_YEARS = 3  # the history shown first: the last three years of data
+NO_POLICY = {"policy": None, "mapping": None}  # the rule engine's regimes, never the model's
 MEDIA_TYPES = {"png": "image/png", "svg": "image/svg+xml"}
 
 router = APIRouter(tags=["dashboard"])
@@ -78,8 +78,9 @@ def history_figure(
     to ``end``. The span drawn comes back in ``X-History-Start`` and ``X-History-End``."""
     # The same resolution as the regime routes: the market's own rule set by default,
     # a rule set of another market a 422 naming the parameter.
-    ask = resolve_selection(state, market, rule_set, None, None)
     with state.engine.connect() as connection:
+        find = database_finder(connection)
+        ask = resolve_ask(state.settings, market=market, rule_set=rule_set, **NO_POLICY, find=find)
         if ask.item is None or rule_sets.is_service_preset(ask.item):
             span = stored_span(connection, state.rule_set)
             if span is None:

@@ -22,6 +22,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -33,6 +34,8 @@ import uvicorn
 from app.deps import get_clock
 from app.main import create_app
 from app.settings import Settings
+from operations.models import load_active_model
+from store.db import make_engine
 from store.migrations import upgrade
 from tests.app.conftest import (
     LAST_DAY,
@@ -105,23 +108,11 @@ def market_folder(tmp_path: Path) -> Path:
     return write_csv_folder(tmp_path / "market", market_frame(market_days()))
 
 
-@pytest.fixture
-def served(tmp_path: Path, market_folder: Path) -> Iterator[tuple[str, Settings]]:
-    """The app on a free port over the made-up market; yields its base URL and settings."""
-    url = f"sqlite:///{tmp_path / 'dashboard.db'}"
-    upgrade(url)
-    load_market(url, market_folder)
-    settings = Settings(
-        database_url=url,
-        model_dir=tmp_path / "no-models",
-        data_source="csv",
-        data_path=market_folder,
-        publication_check_s=0.2,
-        stream_poll_s=0.2,
-        _env_file=None,
-    )
+@contextmanager
+def _serving(settings: Settings, now: dt.datetime) -> Iterator[str]:
+    """The app on a free port with its clock fixed at ``now``; yields its base URL."""
     app = create_app(settings)
-    app.dependency_overrides[get_clock] = lambda: lambda: MONDAY_BEFORE_OPEN
+    app.dependency_overrides[get_clock] = lambda: lambda: now
     port = _free_port()
     server = uvicorn.Server(
         uvicorn.Config(
@@ -135,10 +126,29 @@ def served(tmp_path: Path, market_folder: Path) -> Iterator[tuple[str, Settings]
         assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
         time.sleep(0.05)
     try:
-        yield f"http://127.0.0.1:{port}", settings
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=15)
+
+
+@pytest.fixture
+def served(tmp_path: Path, market_folder: Path) -> Iterator[tuple[str, Settings]]:
+    """The app over the made-up market; yields its base URL and settings."""
+    url = f"sqlite:///{tmp_path / 'dashboard.db'}"
+    upgrade(url)
+    load_market(url, market_folder)
+    settings = Settings(
+        database_url=url,
+        model_dir=tmp_path / "no-models",
+        data_source="csv",
+        data_path=market_folder,
+        publication_check_s=0.2,
+        stream_poll_s=0.2,
+        _env_file=None,
+    )
+    with _serving(settings, MONDAY_BEFORE_OPEN) as base:
+        yield base, settings
 
 
 def _wait_for(check: Callable[[], object], what: str, timeout: float = WAIT_S) -> object:
@@ -221,6 +231,15 @@ return {
 };
 """
 
+
+def _assert_one_line_per_filter(driver) -> None:
+    """At 1400 px every filter reads in one line, and the table fits its card."""
+    layout = driver.execute_script(FILTER_LAYOUT)
+    assert layout["fits"], layout
+    for name, height in layout["rows"]:
+        assert height < 1.4 * layout["header"], (name, height, layout["header"])
+
+
 # ISO moment "2026-12-04T16:35:11.558035+00:00": the card shows it to the second, local
 # and UTC.
 PUBLICATION = re.compile(r"#(\d+), (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \S+) \((\d\d:\d\d:\d\d) UTC\)")
@@ -266,11 +285,7 @@ def test_dashboard_shows_the_regime_follows_publications_and_runs_a_backtest(
     assert "model unavailable" in _text(driver, "model")
     assert not driver.find_element(By.ID, "banner-stale").is_displayed()
     _publication_shown(driver, base)
-    # At 1400 px every filter reads in one line, and the table fits its card.
-    layout = driver.execute_script(FILTER_LAYOUT)
-    assert layout["fits"], layout
-    for name, height in layout["rows"]:
-        assert height < 1.4 * layout["header"], (name, height, layout["header"])
+    _assert_one_line_per_filter(driver)
     # No model: readiness is degraded, and the page says so.
     _wait_for(lambda: "Degraded" in _text(driver, "banner-degraded"), "the degraded banner")
     _wait_for(lambda: _image_loaded(driver, "history-figure"), "the history figure")
@@ -339,6 +354,7 @@ def test_dashboard_shows_the_regime_follows_publications_and_runs_a_backtest(
     _wait_for(lambda: _text(driver, "rule-set") == "platform", "the platform rule set")
     _wait_for(lambda: "< -2.00" in _filter_row(driver, "credit"), "the platform threshold")
     assert "100d" in _filter_row(driver, "credit")
+    _assert_one_line_per_filter(driver)
     _publication_shown(driver, base, "?market=SPY&rule_set=platform")
     # The market selector: QQQ's own rule set. No QQQ closes here, so its filters on
     # QQQ have no input, and credit (clear since the calm day) alone votes: risk-on.
@@ -350,7 +366,9 @@ def test_dashboard_shows_the_regime_follows_publications_and_runs_a_backtest(
     assert _text(driver, "rule-set") == "qqq-trend-rv-credit"
     assert "no input" in _filter_row(driver, "trend")
     assert "QQQ realised vol 20d / 250d" in _filter_row(driver, "volatility")
+    _assert_one_line_per_filter(driver)
     _wait_for(lambda: "no QQQ" in _text(driver, "history-status"), "the history's refusal")
+    assert not driver.find_element(By.ID, "history-figure").is_displayed()
     driver.save_screenshot(str(ARTIFACTS / "dashboard-3-qqq.png"))
     _select(driver, "market-select", "SPY")
     _wait_for(lambda: _text(driver, "regime") == "risk-on", "back to SPY")
@@ -449,3 +467,41 @@ def test_docs_render_from_the_apps_own_assets(served, browser):
         "the POST /backtest section in ReDoc",
     )
     driver.save_screenshot(str(ARTIFACTS / "docs-redoc.png"))
+
+
+# The shipped data ends on 2024-12-31; the screenshot is taken the next morning.
+SHIPPED_LAST_DAY = dt.date(2024, 12, 31)
+SHIPPED_MORNING = dt.datetime(2025, 1, 2, 13, 0, tzinfo=dt.UTC)
+
+
+@pytest.mark.realdata
+def test_the_readme_screenshot_is_drawn_from_the_shipped_data(tmp_path, market_dir, browser):
+    """docs/dashboard.png: the shipped market folder through the daily cycle with the
+    shipped model, at 1400 px. Written on every run, so it cannot go stale (about two
+    minutes, most of it the model's outputs over the whole history)."""
+    url = f"sqlite:///{tmp_path / 'shipped.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    try:
+        model = load_active_model(engine, ROOT / "models")
+    finally:
+        engine.dispose()
+    assert model.loaded, model.reason
+    load_market(url, market_dir, today=SHIPPED_LAST_DAY, model=model)
+    settings = Settings(
+        database_url=url,
+        model_dir=ROOT / "models",
+        data_source="csv",
+        data_path=market_dir,
+        _env_file=None,
+    )
+    driver = browser
+    with _serving(settings, SHIPPED_MORNING) as base:
+        driver.get(f"{base}/dashboard")
+        _wait_for(lambda: _text(driver, "as-of") == SHIPPED_LAST_DAY.isoformat(), "the answer")
+        _wait_for(lambda: _image_loaded(driver, "history-figure"), "the history", timeout=60)
+        _wait_for(lambda: "current spell" in _text(driver, "stats-summary"), "the statistics")
+        _assert_one_line_per_filter(driver)
+        assert f"version {model.version}" in _text(driver, "model")
+        driver.save_screenshot(str(ARTIFACTS / "dashboard-shipped.png"))
+        driver.save_screenshot(str(ROOT / "docs" / "dashboard.png"))

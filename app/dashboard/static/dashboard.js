@@ -213,6 +213,7 @@ async function drawHistory(start, end) {
   if (!response.ok) {
     const body = await response.json().catch(() => ({}));
     status.textContent = `no figure (${response.status}): ${body.detail || response.statusText}`;
+    $("history-figure").hidden = true; // never another selection's figure under this refusal
     return;
   }
   const figure = $("history-figure");
@@ -226,6 +227,7 @@ async function drawHistory(start, end) {
   figure.dataset.start = form.start.value;
   figure.dataset.end = form.end.value;
   figure.src = historyDrawn;
+  figure.hidden = false;
   const drawn = new URLSearchParams(query);
   drawn.set("start", form.start.value);
   drawn.set("end", form.end.value);
