@@ -23,7 +23,7 @@ from deepregime_client import (
     RegimeRow,
 )
 
-from tests.app.conftest import LAST_DAY, market_days
+from tests.app.conftest import API_KEY, LAST_DAY, market_days
 
 BACKTEST = {"strategies": [{"kind": "buy_and_hold"}, {"kind": "rules"}]}
 SWEEP = {
@@ -138,15 +138,16 @@ def test_problems_carry_status_detail_and_the_fields_named(client):
     assert bad_body.value.status == 422 and bad_body.value.fields == ["body.strategies"]
 
 
-def test_a_sweep_is_queued_read_and_cancelled(client):
-    queued = client.create_sweep(SWEEP)  # the service runs no sweeps here (sweep_poll_s=0)
-    assert (queued.status, queued.variants, queued.finished) == ("queued", 4, False)
-    assert client.sweep(queued.id).status == "queued"
-    with pytest.raises(ProblemError) as not_done:
-        client.sweep_results(queued.id)
-    assert not_done.value.status == 409
-    cancelled = client.cancel_sweep(queued.id)
-    assert (cancelled.status, cancelled.finished) == ("cancelled", True)
-    with pytest.raises(ProblemError) as unknown:
-        client.sweep("no-such-sweep")
-    assert unknown.value.status == 404
+def test_a_sweep_is_queued_read_and_cancelled(service):
+    with Client(service.url, api_key=API_KEY) as client:  # queuing a sweep needs a key
+        queued = client.create_sweep(SWEEP)  # the service runs no sweeps here (sweep_poll_s=0)
+        assert (queued.status, queued.variants, queued.finished) == ("queued", 4, False)
+        assert client.sweep(queued.id).status == "queued"
+        with pytest.raises(ProblemError) as not_done:
+            client.sweep_results(queued.id)
+        assert not_done.value.status == 409
+        cancelled = client.cancel_sweep(queued.id)
+        assert (cancelled.status, cancelled.finished) == ("cancelled", True)
+        with pytest.raises(ProblemError) as unknown:
+            client.sweep("no-such-sweep")
+        assert unknown.value.status == 404

@@ -22,6 +22,7 @@ import psutil
 import pytest
 
 from store.migrations import upgrade
+from tests.app.conftest import API_KEY, admin
 from tests.app.test_workers import free_port
 from tests.research.test_jobs import BODY, DONE, QUEUED, RUNNING
 
@@ -62,6 +63,7 @@ def test_serve_stops_clean_after_research_processes_and_a_dask_cluster(
         "DEEPREGIME_DASK_WORKERS": "1",
         "DEEPREGIME_DASK_PROCESSES": "true",
         "DEEPREGIME_SWEEP_POLL_S": "0.2",
+        "DEEPREGIME_API_KEY": API_KEY,
     }
     server = subprocess.Popen(
         [sys.executable, "-m", "cli.main", "serve", "--port", str(port), "--log-level", "warning"],
@@ -76,7 +78,7 @@ def test_serve_stops_clean_after_research_processes_and_a_dask_cluster(
             _wait_healthy(client, server)
             backtest = client.post("/backtest", json={"strategies": [{"kind": "rules"}]})
             assert backtest.status_code == 201, backtest.text
-            sweep = client.post("/sweeps", json=BODY)
+            sweep = client.post("/sweeps", json=BODY, headers=admin())
             assert sweep.status_code == 202, sweep.text
             deadline = time.monotonic() + 120
             while (status := client.get(sweep.headers["Location"]).json())["status"] in (
