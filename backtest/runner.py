@@ -195,6 +195,7 @@ def run_backtest(request: BacktestRequest, inputs: BacktestInputs) -> BacktestRu
     prepared = [_signal(config, signal_inputs, inputs.signals) for config in request.strategies]
     names = [config.label for config in request.strategies]
     first, last = calendar_rows(days.calendar, request.start, request.end)
+    asked_first = first  # the first trading day of the period asked
     if request.start is None:
         first = _default_start(prepared, request.lag)
     if last is not None and last < first:
@@ -256,7 +257,8 @@ def run_backtest(request: BacktestRequest, inputs: BacktestInputs) -> BacktestRu
         conventions=_conventions(request, inputs),
         strategies=strategies,
         equity=_equity_curves(wealth, arrays.period, days, names, request.equity_sampling),
-        notes=_notes(strategies, {name: p.signal for name, p in zip(names, prepared, strict=True)}),
+        notes=_period_notes(request, prepared, names, days.dates, asked_first, period.start)
+        + _notes(strategies, {name: p.signal for name, p in zip(names, prepared, strict=True)}),
     )
     return BacktestRun(
         result=result,
@@ -516,6 +518,32 @@ def _conventions(request: BacktestRequest, inputs: BacktestInputs) -> Convention
 
 def _day_offset(days: int) -> str:
     return "t" if days == 0 else f"t+{days}"
+
+
+def _period_notes(
+    request: BacktestRequest,
+    prepared: list[PreparedSignal],
+    names: list[str],
+    dates: np.ndarray,
+    asked: int,
+    first: int,
+) -> list[str]:
+    """Why the period starts later than asked, naming the strategies without a position
+    before it: a backtest never covers less than it was asked without saying so."""
+    if request.start is None or first <= asked:
+        return []
+    late = []
+    for name, signal in zip(names, prepared, strict=True):
+        decided = np.flatnonzero(~np.isnan(signal.exposure))
+        held_from = int(decided[0]) + request.lag if len(decided) else None
+        if held_from is None or held_from >= first:
+            since = "never" if held_from is None else f"from {dates[min(held_from, first)]}"
+            late.append(f"{name} (a position {since})")
+    who = ", ".join(late) or "not every strategy holds a position before it"
+    return [
+        f"the period starts on {dates[first]}, not on the requested {request.start}: "
+        f"{who}; the days before it are left out"
+    ]
 
 
 def _notes(strategies: list[StrategyResult], signals: dict[str, StrategySignal]) -> list[str]:
