@@ -28,8 +28,9 @@ from backtest.engine import strategy_returns_kernel
 from core.enums import FilterName, UnavailablePolicy
 from core.errors import ConfigError, DataValidationError
 from core.rules import FILTER_DEFINITIONS, REGIME_ORDER, RuleSet
+from research.fused import OBJECTIVE_ROW, fused_figures, held_codes, signal_exposures
 from research.grid import Grid, Objective, SweepRequest
-from research.overfitting import BlockMoments
+from research.overfitting import BlockMoments, block_edges
 
 ReadingKey = tuple[str, int | None]
 
@@ -170,7 +171,7 @@ def grid_readings(features: pd.DataFrame, grid: Grid) -> dict[ReadingKey, np.nda
 
 @dataclass(frozen=True)
 class SignalBlock:
-    """Exposure decided at each close (calendar days, signals), and per signal the first
+    """Exposure decided at each close (signals, calendar days), and per signal the first
     calendar row with any filter input (len(calendar) when never)."""
 
     exposure: np.ndarray
@@ -178,104 +179,52 @@ class SignalBlock:
 
 
 def signal_block(rule_sets: list[RuleSet], readings: dict[ReadingKey, np.ndarray]) -> SignalBlock:
-    """Exposures of many rule sets at once, as backtest.signals builds them one by one."""
-    n_days = len(next(iter(readings.values())))
-    n = len(rule_sets)
-    votes = np.zeros((n_days, n), dtype=np.int64)
-    available = np.zeros((n_days, n), dtype=np.int64)
-    counts_missing = np.array([rs.unavailable is UnavailablePolicy.FIRING for rs in rule_sets])
-    for name in FilterName:
-        rules = [rs.rules()[name] for rs in rule_sets]
-        enabled = np.array([rule.enabled for rule in rules])
-        if not enabled.any():
-            continue
-        keys = [reading_key(name, rule.window) for rule in rules]
-        distinct = sorted({k for k, on in zip(keys, enabled, strict=True) if on}, key=str)
-        column = {key: i for i, key in enumerate(distinct)}
-        stacked = np.column_stack([readings[key] for key in distinct])
-        values = stacked[:, [column.get(key, 0) for key in keys]]
-        thresholds = np.array([rule.threshold for rule in rules])
-        if FILTER_DEFINITIONS[name].fires_below:
-            fires = values < thresholds
-        else:
-            fires = values > thresholds
-        missing = np.isnan(values)
-        votes += fires & enabled
-        available += ~missing & enabled
-        votes += missing & (enabled & counts_missing)
-    caution = np.array([rs.table.caution_votes for rs in rule_sets])
-    risk_off = np.array([rs.table.risk_off_votes for rs in rule_sets])
-    policy_codes = np.where(votes >= risk_off, 2, np.where(votes >= caution, 1, 0)).astype(float)
-    has_input = available > 0
-    codes = np.where(has_input, policy_codes, np.nan)
-    confirm = np.array([rs.hysteresis.confirm_days for rs in rule_sets])
-    dwell = np.array([rs.hysteresis.min_dwell_days for rs in rule_sets])
-    held = (confirm > 1) | (dwell > 1)
-    if held.any():
-        codes[:, held] = hysteresis_block(codes[:, held], confirm[held], dwell[held])
-    # Days without any input take the regime the unavailable policy's votes give.
-    codes = np.where(np.isnan(codes), policy_codes, codes)
-    lookup = np.array([[rs.table.exposure(regime) for regime in REGIME_ORDER] for rs in rule_sets])
-    exposure = lookup[np.arange(n), codes.astype(np.int64)]
-    first_informed = np.where(has_input.any(axis=0), has_input.argmax(axis=0), n_days)
+    """Exposures of many rule sets at once, as backtest.signals builds them one by one
+    (research.fused.signal_exposures: one compiled pass per rule set)."""
+    keys = list(readings)
+    row_of = {key: i for i, key in enumerate(keys)}
+    names = list(FilterName)
+    rules = [[rs.rules()[name] for name in names] for rs in rule_sets]
+    exposure, first_informed = signal_exposures(
+        np.vstack([readings[key] for key in keys]),
+        np.array(
+            [
+                [
+                    row_of[reading_key(name, rule.window)] if rule.enabled else -1
+                    for name, rule in zip(names, row, strict=True)
+                ]
+                for row in rules
+            ],
+            dtype=np.int64,
+        ).reshape(len(rule_sets), len(names)),
+        np.array([[rule.threshold for rule in row] for row in rules], dtype=float).reshape(
+            len(rule_sets), len(names)
+        ),
+        np.array([FILTER_DEFINITIONS[name].fires_below for name in names]),
+        np.array([rs.unavailable is UnavailablePolicy.FIRING for rs in rule_sets]),
+        np.array([rs.table.caution_votes for rs in rule_sets], dtype=np.int64),
+        np.array([rs.table.risk_off_votes for rs in rule_sets], dtype=np.int64),
+        np.array([rs.hysteresis.confirm_days for rs in rule_sets], dtype=np.int64),
+        np.array([rs.hysteresis.min_dwell_days for rs in rule_sets], dtype=np.int64),
+        np.array(
+            [[rs.table.exposure(regime) for regime in REGIME_ORDER] for rs in rule_sets],
+            dtype=float,
+        ).reshape(len(rule_sets), len(REGIME_ORDER)),
+    )
     return SignalBlock(exposure=exposure, first_informed=first_informed)
 
 
 def hysteresis_block(codes: np.ndarray, confirm: np.ndarray, dwell: np.ndarray) -> np.ndarray:
     """core.rules.apply_hysteresis on each column of (days, k) codes (0, 1, 2 or NaN), with
     per-column ``confirm`` and ``dwell`` (k,); NaN stays NaN."""
-    if (confirm > 1).any():
-        codes = _confirmed(codes, confirm)
-    if (dwell > 1).any():
-        codes = _dwelled(codes, dwell)
-    return codes
-
-
-def _confirmed(codes: np.ndarray, confirm: np.ndarray) -> np.ndarray:
-    """A new regime takes effect after ``confirm`` days of it; the first run of known
-    codes takes effect at once (nothing to confirm against). Vectorised over columns."""
-    n_days, k = codes.shape
-    valid = ~np.isnan(codes)
-    row = np.arange(n_days)[:, None]
-    previous = np.vstack([np.full((1, k), np.nan), codes[:-1]])
-    new_run = ~(codes == previous)  # every NaN day starts a run of its own, as in core
-    run_start = np.maximum.accumulate(np.where(new_run, row, 0), axis=0)
-    first_valid = valid.argmax(axis=0)
-    first_run = valid & (run_start == run_start[first_valid, np.arange(k)])
-    confirmed = valid & ((row - run_start + 1 >= confirm) | first_run)
-    source = np.maximum.accumulate(np.where(confirmed, row, -1), axis=0)
-    held = codes[np.clip(source, 0, None), np.arange(k)]
-    return np.where(valid & (source >= 0), held, np.nan)
-
-
-def _dwelled(codes: np.ndarray, dwell: np.ndarray) -> np.ndarray:
-    """Once in effect a regime is held at least ``dwell`` days. Sequential by nature, so it
-    jumps from switch to switch: after a switch on day s to regime c, the next switch is
-    the first known day t >= s + dwell whose code differs from c."""
-    n_days, k = codes.shape
-    valid = ~np.isnan(codes)
-    row = np.arange(n_days)[:, None]
-    # next_other[c][t]: first day >= t with a known code other than c (n_days: none).
-    next_other = []
-    for code in range(len(REGIME_ORDER)):
-        other = np.where(valid & (codes != code), row, n_days)
-        after = np.minimum.accumulate(other[::-1], axis=0)[::-1]
-        next_other.append(np.vstack([after, np.full((1, k), n_days)]))
-    marks = np.full((n_days, k), -1, dtype=np.int64)
-    for j in range(k):
-        if dwell[j] <= 1:
-            marks[:, j] = np.where(valid[:, j], np.arange(n_days), -1)
-            continue
-        column = codes[:, j]
-        if not valid[:, j].any():
-            continue
-        day = int(valid[:, j].argmax())
-        while day < n_days:
-            marks[day, j] = day
-            day = int(next_other[int(column[day])][min(day + int(dwell[j]), n_days), j])
-    source = np.maximum.accumulate(marks, axis=0)
-    held = codes[np.clip(source, 0, None), np.arange(k)]
-    return np.where(valid & (source >= 0), held, np.nan)
+    out = np.empty_like(codes, dtype=float)
+    for j in range(codes.shape[1]):
+        column = np.empty(codes.shape[0])
+        held_codes(
+            np.ascontiguousarray(codes[:, j], dtype=float), int(confirm[j]), int(dwell[j]), column
+        )
+        out[:, j] = column
+    return out
 
 
 def walk_forward_windows(
@@ -386,29 +335,54 @@ class ChunkResult:
     returns: np.ndarray | None = None  # (period days, v) when asked for
 
 
+@dataclass(frozen=True)
+class VariantLayout:
+    """Where each variant of a chunk reads its positions: its signal's column of the
+    chunk's exposure block, its execution lag and its cost rate (per unit traded)."""
+
+    block: SignalBlock
+    column: np.ndarray  # (v,) column of block.exposure
+    lag: np.ndarray  # (v,)
+    cost_rate: np.ndarray  # (v,)
+
+
+def variant_layout(grid: Grid, readings: dict[ReadingKey, np.ndarray], indices: np.ndarray):  # type: ignore[no-untyped-def]
+    """The exposures of the distinct signals of ``indices``, computed once, and each
+    variant's (signal column, lag, cost)."""
+    per_signal = len(grid.lag) * len(grid.cost_bps)
+    signals, inverse = np.unique(indices // per_signal, return_inverse=True)
+    base = base_rule_set(grid)
+    block = signal_block([signal_rule_set(grid, base, int(s)) for s in signals], readings)
+    return VariantLayout(
+        block=block,
+        column=inverse.astype(np.int64),
+        lag=np.array(grid.lag, dtype=np.int64)[(indices // len(grid.cost_bps)) % len(grid.lag)],
+        cost_rate=np.array(grid.cost_bps, dtype=float)[indices % len(grid.cost_bps)] / 10_000.0,
+    )
+
+
+def _cash_rate(data: SweepData) -> np.ndarray:
+    return np.zeros(data.n_days) if data.cash_rate is None else data.cash_rate[data.period]
+
+
 def variant_returns(
     data: SweepData, grid: Grid, indices: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Daily returns net of costs and turnover, (period days, variants), of ``indices``."""
-    per_signal = len(grid.lag) * len(grid.cost_bps)
-    signals, inverse = np.unique(indices // per_signal, return_inverse=True)
-    base = base_rule_set(grid)
-    block = signal_block([signal_rule_set(grid, base, int(s)) for s in signals], data.readings)
-    lags = np.array(grid.lag)[(indices // len(grid.cost_bps)) % len(grid.lag)]
-    costs = np.array(grid.cost_bps)[indices % len(grid.cost_bps)]
+    layout = variant_layout(grid, data.readings, indices)
     positions = np.empty((data.n_days, len(indices)))
-    for lag in np.unique(lags):
-        columns = np.flatnonzero(lags == lag)
+    for lag in np.unique(layout.lag):
+        columns = np.flatnonzero(layout.lag == lag)
         rows = slice(data.first - lag, data.last + 1 - lag)
-        positions[:, columns] = block.exposure[rows][:, inverse[columns]]
+        positions[:, columns] = layout.block.exposure[layout.column[columns], rows].T
     asset = data.asset_returns[data.period]
-    rate = np.zeros(data.n_days) if data.cash_rate is None else data.cash_rate[data.period]
+    rate = _cash_rate(data)
     returns = np.empty_like(positions)
     turnover = np.empty_like(positions)
-    for cost in np.unique(costs):
-        columns = np.flatnonzero(costs == cost)
+    for cost_rate in np.unique(layout.cost_rate):
+        columns = np.flatnonzero(layout.cost_rate == cost_rate)
         returns[:, columns], turnover[:, columns] = strategy_returns_kernel(
-            positions[:, columns], asset, rate, cost / 10_000.0, data.cash_yield, data.financing
+            positions[:, columns], asset, rate, cost_rate, data.cash_yield, data.financing
         )
     return returns, turnover
 
@@ -416,8 +390,38 @@ def variant_returns(
 def evaluate_variants(
     data: SweepData, grid: Grid, indices: np.ndarray, keep_returns: bool = False
 ) -> ChunkResult:
-    """Every figure the sweep keeps for the variants ``indices`` (one Dask task)."""
+    """Every figure the sweep keeps for the variants ``indices`` (one Dask task).
+
+    Without ``keep_returns`` the figures come from research.fused's one compiled pass
+    per variant; with it, from the (days, variants) returns, which are kept."""
     indices = np.asarray(indices, dtype=np.int64)
+    if keep_returns:
+        return _evaluate_from_returns(data, grid, indices)
+    layout = variant_layout(grid, data.readings, indices)
+    edges = block_edges(data.n_days, data.pbo_blocks)
+    figures, in_sample, sums, squares = fused_figures(
+        layout.block.exposure,
+        layout.column,
+        layout.lag,
+        layout.cost_rate,
+        data.asset_returns[data.period],
+        _cash_rate(data),
+        data.first,
+        data.cash_yield,
+        data.financing,
+        np.array([window.in_stop for window in data.windows], dtype=np.int64),
+        OBJECTIVE_ROW[data.objective],
+        edges.astype(np.int64),
+    )
+    return ChunkResult(
+        indices=indices,
+        metrics=dict(zip(METRICS, figures, strict=True)),
+        in_sample=in_sample,
+        moments=BlockMoments(sums=sums, squares=squares, counts=np.diff(edges)),
+    )
+
+
+def _evaluate_from_returns(data: SweepData, grid: Grid, indices: np.ndarray) -> ChunkResult:
     returns, turnover = variant_returns(data, grid, indices)
     in_sample = np.vstack(
         [
@@ -430,5 +434,5 @@ def evaluate_variants(
         metrics=headline_metrics(returns, turnover),
         in_sample=in_sample,
         moments=BlockMoments.of(returns, data.pbo_blocks),
-        returns=returns if keep_returns else None,
+        returns=returns,
     )

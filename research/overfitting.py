@@ -144,7 +144,7 @@ def _sharpe_order(total: np.ndarray, squares: np.ndarray, n: np.ndarray) -> np.n
 
 
 def probability_of_backtest_overfitting(
-    moments: BlockMoments, *, batch: int = 512
+    moments: BlockMoments, *, batch_cells: int = 2**22
 ) -> OverfittingResult:
     """CSCV over the blocks of ``moments`` with the Sharpe ratio as performance.
 
@@ -162,6 +162,9 @@ def probability_of_backtest_overfitting(
         raise ValueError(f"CSCV needs an even number of blocks, got {n_blocks}")
     if n_variants < 2:
         raise ValueError("CSCV needs at least two variants")
+    # Splits are computed in batches of (splits, variants) arrays of about batch_cells
+    # values each, so memory stays bounded however many variants there are.
+    batch = max(1, batch_cells // n_variants)
     splits = list(combinations(range(n_blocks), n_blocks // 2))
     position = {split: i for i, split in enumerate(splits)}
     halves = [split for split in splits if split[0] == 0]

@@ -51,6 +51,7 @@ def test_every_variant_equals_its_single_backtest(inputs) -> None:
     data = prepare(request, inputs.features, days.asset_returns)
     indices = np.arange(grid.size)
     chunk = evaluate_variants(data, grid, indices, keep_returns=True)
+    fused = evaluate_variants(data, grid, indices)  # the sweep's compiled path
     assert grid.size == 2 * 2 * 2 * 2 * 2 * 4 * 2 * 2
     start, end = days.calendar[data.first].date(), days.calendar[data.last].date()
     checked_hysteresis = set()
@@ -73,11 +74,11 @@ def test_every_variant_equals_its_single_backtest(inputs) -> None:
         figures = run.result.strategies[0].metrics
         for ours, theirs in FIGURES.items():
             expected = getattr(figures, theirs)
-            got = chunk.metrics[ours][i]
-            if expected is None:
-                assert not np.isfinite(got), (i, ours)
-            else:
-                assert got == pytest.approx(expected, rel=1e-12, abs=1e-12), (i, ours)
+            for got in (chunk.metrics[ours][i], fused.metrics[ours][i]):
+                if expected is None:
+                    assert not np.isfinite(got), (i, ours)
+                else:
+                    assert got == pytest.approx(expected, rel=1e-12, abs=1e-12), (i, ours)
         checked_hysteresis.add(variant.rule_set().hysteresis)
     assert len(checked_hysteresis) == 4
     # The grid is not degenerate: variants differ.
@@ -131,3 +132,29 @@ def test_hysteresis_block_with_a_setting_per_column_equals_core() -> None:
         ]
     )
     np.testing.assert_array_equal(hysteresis_block(codes, confirm, dwell), expected)
+
+
+@pytest.mark.parametrize(
+    ("objective", "cash"),
+    [("sharpe", False), ("calmar", True), ("sortino", False), ("max_drawdown", True)],
+)
+def test_fused_figures_equal_those_of_the_returns(inputs, objective, cash) -> None:
+    """The compiled one-pass figures (the sweep's path) against backtest.metrics' kernels
+    applied to the kept (days, variants) returns, on every variant of the grid."""
+    request = _request(objective=objective, cash_yield=cash, financing=cash)
+    grid = request.grid
+    days = inputs.calendar_arrays()
+    rate = np.full(len(days.calendar), 0.0001) if cash else None
+    data = prepare(request, inputs.features, days.asset_returns, rate)
+    indices = np.arange(grid.size)[::-1]  # any order of variants
+    fused = evaluate_variants(data, grid, indices)
+    kept = evaluate_variants(data, grid, indices, keep_returns=True)
+    assert fused.returns is None and kept.returns is not None
+    for name, values in kept.metrics.items():
+        np.testing.assert_allclose(
+            fused.metrics[name], values, rtol=1e-12, atol=1e-14, err_msg=name
+        )
+    np.testing.assert_allclose(fused.in_sample, kept.in_sample, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(fused.moments.sums, kept.moments.sums, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(fused.moments.squares, kept.moments.squares, rtol=1e-12, atol=1e-15)
+    np.testing.assert_array_equal(fused.moments.counts, kept.moments.counts)
