@@ -45,6 +45,7 @@ from core.errors import DataValidationError, DeepRegimeError
 from operations.models import ModelSlot
 
 log = logging.getLogger(__name__)
+START_TIMEOUT_S = 60.0  # the longest the processes' start is waited for
 # Imported once in the forkserver, so each research process starts warm.
 PRELOAD = [
     "app.research",
@@ -190,7 +191,7 @@ class ResearchPool:
         try:
             pool = self._pool()
             for ready in [pool.submit(_ready) for _ in range(self.processes)]:
-                ready.result()
+                ready.result(timeout=START_TIMEOUT_S)
         except Exception as error:  # noqa: BLE001 - requests will start them again
             log.warning("research processes not started (%s); starting on first use", error)
 
@@ -244,7 +245,7 @@ class ResearchPool:
         if self.in_process:
             _engines.pop(self._database, None)
         if wait and self._starting is not None:
-            self._starting.join()
+            self._starting.join(timeout=START_TIMEOUT_S)
         with self._executor_lock:
             executor, self._executor = self._executor, None
         if executor is not None:

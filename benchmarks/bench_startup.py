@@ -80,7 +80,11 @@ def wait_for(url: str, process: subprocess.Popen, started: float, timeout_s: flo
     with httpx.Client(timeout=1.0) as client:
         while time.perf_counter() < deadline:
             if process.poll() is not None:
-                raise RuntimeError(f"the server exited ({process.returncode}) before answering")
+                _, stderr = process.communicate()
+                raise RuntimeError(
+                    f"the server exited ({process.returncode}) before answering: "
+                    f"{(stderr or '').strip()[-1000:]}"
+                )
             try:
                 if client.get(url).status_code == 200:
                     return time.perf_counter() - started
