@@ -495,12 +495,18 @@ def test_the_readme_screenshot_is_drawn_from_the_shipped_data(tmp_path, market_d
         data_path=market_dir,
         _env_file=None,
     )
+    from selenium.webdriver.common.by import By
+
     driver = browser
     with _serving(settings, SHIPPED_MORNING) as base:
         driver.get(f"{base}/dashboard")
-        _wait_for(lambda: _text(driver, "as-of") == SHIPPED_LAST_DAY.isoformat(), "the answer")
-        _wait_for(lambda: _image_loaded(driver, "history-figure"), "the history", timeout=60)
-        _wait_for(lambda: "current spell" in _text(driver, "stats-summary"), "the statistics")
+        # What README tells a user to wait for: the page marks itself drawn.
+        _wait_for(
+            lambda: driver.find_elements(By.CSS_SELECTOR, "body[data-ready]"), "data-ready", 60
+        )
+        assert _text(driver, "as-of") == SHIPPED_LAST_DAY.isoformat()
+        assert _image_loaded(driver, "history-figure")
+        assert "current spell" in _text(driver, "stats-summary")
         _assert_one_line_per_filter(driver)
         assert f"version {model.version}" in _text(driver, "model")
         driver.save_screenshot(str(ARTIFACTS / "dashboard-shipped.png"))

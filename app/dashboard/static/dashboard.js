@@ -199,6 +199,7 @@ function followStream() {
 }
 
 let historyDrawn = null; // the object URL on screen
+let historyTicket = 0; // the latest draw asked for; slower earlier answers are dropped
 
 // Draws the history of the selection over start..end (blank: the route's default) and
 // fills the date inputs with the span actually drawn (the route's X-History-* headers).
@@ -209,7 +210,10 @@ async function drawHistory(start, end) {
   const status = $("history-status");
   status.textContent = "drawing…";
   const address = withQuery("/dashboard/history.png", query);
+  const ticket = ++historyTicket;
   const response = await fetch(address);
+  const blob = response.ok ? await response.blob() : null;
+  if (ticket !== historyTicket) return; // a later draw (another selection or span) won
   if (!response.ok) {
     const body = await response.json().catch(() => ({}));
     status.textContent = `no figure (${response.status}): ${body.detail || response.statusText}`;
@@ -217,7 +221,6 @@ async function drawHistory(start, end) {
     return;
   }
   const figure = $("history-figure");
-  const blob = await response.blob();
   if (historyDrawn) URL.revokeObjectURL(historyDrawn);
   historyDrawn = URL.createObjectURL(blob);
   const form = $("history-form");
@@ -290,14 +293,17 @@ function fillRuleSets() {
 }
 
 // Everything on the page follows the selection: a change reads it all again.
+// body[data-ready] marks the selection fully drawn: the page keeps its event stream
+// open, so a headless screenshot waits for this, never for the network to go idle.
 function showSelection() {
   shown = null;
+  delete document.body.dataset.ready;
   const form = $("history-form");
   form.start.value = "";
   form.end.value = "";
-  refreshToday().then(followStream);
-  drawHistory("", "");
-  refreshStats();
+  const asked = streamPolicy();
+  Promise.allSettled([refreshToday().then(followStream), drawHistory("", ""), refreshStats()])
+    .then(() => { if (asked === streamPolicy()) document.body.dataset.ready = "true"; });
 }
 
 async function loadMarkets() {
