@@ -303,19 +303,26 @@ def cancel_sweep(
         **KEY_ERRORS,
         404: {"model": Problem, "description": "No sweep with that id."},
         409: {"model": Problem, "description": "Only a failed or cancelled sweep is rerun."},
+        429: {"model": Problem, "description": "Over the key's sweeps at once."},
     },
 )
 def rerun_sweep(
-    sweep_id: SweepId, request: Request, engine: EngineDep, caller: ResearcherDep
+    sweep_id: SweepId,
+    request: Request,
+    engine: EngineDep,
+    settings: SettingsDep,
+    caller: ResearcherDep,
 ) -> SweepStatus | Response:
     """Queue a failed or cancelled sweep again, from the start."""
     refused = _owned(engine, sweep_id, caller)
     if refused is not None:
         return refused
     try:
-        sweep = rerun(engine, sweep_id=sweep_id)
+        sweep = rerun(engine, sweep_id=sweep_id, quota=_quota(caller, settings))
     except SweepConflict as error:
         return _conflict(error)
+    except QuotaExceeded as error:
+        return problem(429, str(error))
     runner = getattr(request.app.state, "sweep_runner", None)
     if runner is not None:
         runner.wake()

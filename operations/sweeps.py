@@ -123,9 +123,7 @@ class SweepQuota:
     max_variants_per_day: int
 
 
-def _check_quota(
-    connection: Connection, *, owner: str, quota: SweepQuota, variants: int, now: dt.datetime
-) -> None:
+def _check_concurrency(connection: Connection, *, owner: str, quota: SweepQuota) -> None:
     active = connection.execute(
         select(func.count())
         .select_from(sweeps)
@@ -136,6 +134,12 @@ def _check_quota(
             f"{active} sweeps of this key are queued or running, at most "
             f"{quota.max_concurrent} at once: wait for one to finish or cancel one"
         )
+
+
+def _check_quota(
+    connection: Connection, *, owner: str, quota: SweepQuota, variants: int, now: dt.datetime
+) -> None:
+    _check_concurrency(connection, owner=owner, quota=quota)
     spent = connection.execute(
         select(func.coalesce(func.sum(sweeps.c.variants), 0)).where(
             sweeps.c.owner == owner, sweeps.c.created_at > now - dt.timedelta(days=1)
@@ -260,14 +264,17 @@ def request_cancel(engine: Engine, *, sweep_id: str, clock: Clock = utc_now) -> 
         return _load(connection, sweep_id)
 
 
-def rerun(engine: Engine, *, sweep_id: str) -> Sweep:
-    """Queue a failed or cancelled sweep again (from the start)."""
+def rerun(engine: Engine, *, sweep_id: str, quota: SweepQuota | None = None) -> Sweep:
+    """Queue a failed or cancelled sweep again (from the start), within its owner's
+    ``quota`` of sweeps at once when given (its variants were counted when created)."""
     with engine.begin() as connection:
         sweep = _load(connection, sweep_id)
         if sweep.status not in (FAILED, CANCELLED):
             raise SweepConflict(
                 f"sweep {sweep_id} is {sweep.status}: only a failed or cancelled sweep is rerun"
             )
+        if sweep.owner is not None and quota is not None:
+            _check_concurrency(connection, owner=sweep.owner, quota=quota)
         connection.execute(
             update(sweeps)
             .where(sweeps.c.id == sweep_id)

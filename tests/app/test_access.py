@@ -101,6 +101,10 @@ def test_a_key_is_held_to_its_sweep_quotas(settings):
         assert second.status_code == 429 and "at most 1 at once" in second.json()["detail"]
         client.post(f"/sweeps/{first.json()['id']}/cancel", headers=one_at_a_time)
         assert client.post("/sweeps", json=SWEEP, headers=one_at_a_time).status_code == 202
+        # A rerun queues the sweep again: held to the same bound.
+        again = client.post(f"/sweeps/{first.json()['id']}/rerun", headers=one_at_a_time)
+        assert again.status_code == 429 and "at most 1 at once" in again.json()["detail"]
+        assert client.get(f"/sweeps/{first.json()['id']}").json()["status"] == "cancelled"
         # Variants a day (the service's default here: two sweeps' worth), cancelled or not.
         for _ in range(2):
             queued = client.post("/sweeps", json=SWEEP, headers=defaults)
