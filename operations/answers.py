@@ -197,6 +197,11 @@ class RegimeRow(BaseModel):
     credit_value: float | None = None
     model_regime: int | None = None
     p_distressed: float | None = None
+    in_sample: bool | None = Field(
+        default=None,
+        description="True when the model's output for the day comes from a version trained "
+        "on it (no walk-forward output there); null without a model output.",
+    )
 
 
 class RegimePage(BaseModel):
@@ -542,6 +547,12 @@ def regime_history(
     model_regime = outputs["regime"].reindex(rows.index)
     chosen = apply_policy(rows, model_regime, policy=policy, mapping=mapping, rule_set=rule_set)
     p_distressed = outputs["p_distressed"].reindex(rows.index)
+    # Whether the model had trained on the day whose output it gave (NaN: no output).
+    in_sample = (
+        outputs["in_sample"].reindex(rows.index)
+        if "in_sample" in outputs
+        else pd.Series(float("nan"), index=rows.index)
+    )
     # Whole columns to Python lists first: per-cell pandas lookups cost ~100x more.
     columns = {
         name: rows[name].tolist() if name in rows else [None] * len(rows)
@@ -571,6 +582,7 @@ def regime_history(
             credit_value=json_number(credit_value),
             model_regime=None if math.isnan(model) else int(model),
             p_distressed=json_number(probability),
+            in_sample=None if math.isnan(trained) or math.isnan(model) else bool(trained),
         )
         for (
             day,
@@ -586,6 +598,7 @@ def regime_history(
             credit_value,
             model,
             probability,
+            trained,
         ) in zip(
             rows.index.date,
             chosen["regime"].tolist(),
@@ -593,6 +606,7 @@ def regime_history(
             *columns.values(),
             model_regime.tolist(),
             p_distressed.tolist(),
+            in_sample.astype(float).tolist(),
             strict=True,
         )
     ]

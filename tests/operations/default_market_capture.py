@@ -85,7 +85,7 @@ def capture(work: Path) -> dict:
                 day: clean(client.get(f"/regime/{day}").json())
                 for day in ("2020-03-16", "2024-12-31")
             },
-            "history": clean(
+            "history": _history(
                 client.get("/regimes", params={"start": "2020-02-03", "end": "2020-04-30"}).json()
             ),
             "backtest": [
@@ -93,6 +93,13 @@ def capture(work: Path) -> dict:
                 for s in backtest.json()["strategies"]
             ],
         }
+
+
+def _history(page: dict) -> dict:
+    """A history page without the fields a later version adds (the page's market, each
+    row's in_sample flag: null here, where no model serves)."""
+    rows = [{k: v for k, v in row.items() if k != "in_sample"} for row in page["items"]]
+    return {**{k: v for k, v in page.items() if k not in VOLATILE}, "items": rows}
 
 
 def _metrics(metrics: dict) -> dict:
