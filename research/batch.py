@@ -365,24 +365,37 @@ def _cash_rate(data: SweepData) -> np.ndarray:
     return np.zeros(data.n_days) if data.cash_rate is None else data.cash_rate[data.period]
 
 
+@dataclass(frozen=True)
+class VariantPositions:
+    held: np.ndarray  # (period days, variants)
+    cost_rate: np.ndarray  # (variants,) cost per unit of traded exposure
+
+
+def variant_positions(data: SweepData, grid: Grid, indices: np.ndarray) -> VariantPositions:
+    """Exposure held over each day of the period, (period days, variants), of ``indices``,
+    and each variant's cost rate."""
+    layout = variant_layout(grid, data.readings, indices)
+    rows = np.arange(data.first, data.last + 1)[:, None] - layout.lag[None, :]
+    return VariantPositions(layout.block.exposure[layout.column[None, :], rows], layout.cost_rate)
+
+
 def variant_returns(
     data: SweepData, grid: Grid, indices: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Daily returns net of costs and turnover, (period days, variants), of ``indices``."""
-    layout = variant_layout(grid, data.readings, indices)
-    positions = np.empty((data.n_days, len(indices)))
-    for lag in np.unique(layout.lag):
-        columns = np.flatnonzero(layout.lag == lag)
-        rows = slice(data.first - lag, data.last + 1 - lag)
-        positions[:, columns] = layout.block.exposure[layout.column[columns], rows].T
+    return returns_of(data, variant_positions(data, grid, indices))
+
+
+def returns_of(data: SweepData, positions: VariantPositions) -> tuple[np.ndarray, np.ndarray]:
+    """Daily returns net of costs and turnover of held positions (backtest.engine's kernel)."""
     asset = data.asset_returns[data.period]
     rate = _cash_rate(data)
-    returns = np.empty_like(positions)
-    turnover = np.empty_like(positions)
-    for cost_rate in np.unique(layout.cost_rate):
-        columns = np.flatnonzero(layout.cost_rate == cost_rate)
+    returns = np.empty_like(positions.held)
+    turnover = np.empty_like(positions.held)
+    for cost_rate in np.unique(positions.cost_rate):
+        columns = np.flatnonzero(positions.cost_rate == cost_rate)
         returns[:, columns], turnover[:, columns] = strategy_returns_kernel(
-            positions[:, columns], asset, rate, cost_rate, data.cash_yield, data.financing
+            positions.held[:, columns], asset, rate, cost_rate, data.cash_yield, data.financing
         )
     return returns, turnover
 

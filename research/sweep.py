@@ -7,7 +7,8 @@ Pure apart from the optional Dask client: inputs are arrays already loaded.
 Walk-forward: for each window (research.batch.walk_forward_windows) the variant
 with the highest in-sample objective (NaN ranks lowest) is held over the next
 out-of-sample years; the stitched series takes each window's days from that
-variant's own backtest (a switch between variants is not charged a cost).
+variant's own backtest, except that a switch between variants is traded (and charged
+the new variant's cost) from the position the previous variant held the day before.
 
 The chosen variant is the one with the highest objective over the whole period:
 its deflated Sharpe ratio counts every variant of the grid as a trial, with the
@@ -30,9 +31,12 @@ from research.batch import (
     METRICS,
     ChunkResult,
     SweepData,
+    VariantPositions,
     evaluate_variants,
     headline_metrics,
     prepare,
+    returns_of,
+    variant_positions,
 )
 from research.grid import SweepRequest
 from research.overfitting import (
@@ -186,15 +190,17 @@ def summarise(request: SweepRequest, data: SweepData, results: list[ChunkResult]
     picks = ranked.argmax(axis=1)  # (windows,)
     best = int(np.argmax(np.where(np.isnan(objective), -np.inf, objective)))
     needed = np.unique(np.r_[picks, best])
-    replay = evaluate_variants(data, grid, needed, keep_returns=True)
+    positions = variant_positions(data, grid, needed)
+    returns, turnover = returns_of(data, positions)
     column = {int(v): j for j, v in enumerate(needed)}
-    assert replay.returns is not None
+    stitched_returns, stitched_turnover = stitch(
+        data, positions, returns, turnover, [column[int(pick)] for pick in picks]
+    )
 
     windows = []
-    stitched = []
+    offset = data.windows[0].in_stop  # the stitched series' first row in the period
     for window, pick in zip(data.windows, picks, strict=True):
-        out_returns = replay.returns[window.in_stop : window.out_stop, column[int(pick)]]
-        stitched.append(out_returns)
+        out_returns = stitched_returns[window.in_stop - offset : window.out_stop - offset]
         windows.append(
             {
                 "in_sample_period": [
@@ -211,9 +217,8 @@ def summarise(request: SweepRequest, data: SweepData, results: list[ChunkResult]
                 "out_of_sample": _figures_of(out_returns),
             }
         )
-    stitched_returns = np.concatenate(stitched)
 
-    best_returns = replay.returns[:, column[best]]
+    best_returns = returns[:, column[best]]
     daily_sharpe = figures["sharpe"] / math.sqrt(metrics.TRADING_DAYS)
     finite_sharpe = daily_sharpe[np.isfinite(daily_sharpe)]
     trial_variance = float(np.var(finite_sharpe, ddof=1)) if len(finite_sharpe) > 1 else 0.0
@@ -250,6 +255,8 @@ def summarise(request: SweepRequest, data: SweepData, results: list[ChunkResult]
                 "start": windows[0]["out_of_sample_period"][0],
                 "end": windows[-1]["out_of_sample_period"][1],
                 **_figures_of(stitched_returns),
+                "turnover_per_year": _finite(metrics.annualised_turnover(stitched_turnover)),
+                "switches": int(np.count_nonzero(picks[1:] != picks[:-1])),
             },
         },
         "overfitting": None
@@ -263,10 +270,35 @@ def summarise(request: SweepRequest, data: SweepData, results: list[ChunkResult]
         },
         "notes": [
             "the stitched out-of-sample series takes each window's days from its chosen "
-            "variant's own backtest; switching variants is not charged a cost"
+            "variant's own backtest; a switch between variants trades from the previous "
+            "variant's position and is charged the new variant's cost"
         ],
     }
     return SweepOutcome(metrics=figures, objective=objective, summary=summary)
+
+
+def stitch(
+    data: SweepData,
+    positions: VariantPositions,
+    returns: np.ndarray,
+    turnover: np.ndarray,
+    picks: list[int],
+) -> tuple[np.ndarray, np.ndarray]:
+    """The walk-forward's out-of-sample returns and turnover: each window's days from
+    its pick (a column of ``returns``); on a window's first day after a switch, the
+    trade is from the previous pick's position, charged at the new pick's cost."""
+    parts, traded = [], []
+    for k, (window, pick) in enumerate(zip(data.windows, picks, strict=True)):
+        days = slice(window.in_stop, window.out_stop)
+        part, trade = returns[days, pick].copy(), turnover[days, pick].copy()
+        if k > 0 and pick != picks[k - 1]:
+            before = positions.held[window.in_stop - 1, picks[k - 1]]
+            switch = abs(positions.held[window.in_stop, pick] - before)
+            part[0] += positions.cost_rate[pick] * (trade[0] - switch)
+            trade[0] = switch
+        parts.append(part)
+        traded.append(trade)
+    return np.concatenate(parts), np.concatenate(traded)
 
 
 def _figures_of(returns: np.ndarray) -> dict[str, float | None]:
