@@ -10,7 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from backtest.runner import BacktestInputs
+from backtest.runner import BacktestInputs, run_backtest
+from backtest.schemas import BacktestRequest, EquitySampling
 from tests.app.conftest import load_market, write_csv_folder
 from tests.backtest.conftest import inputs_from_closes
 from tests.conftest import make_closes
@@ -37,3 +38,17 @@ def market_url(database_url: str, tmp_path: Path) -> str:
     frame = pd.DataFrame({symbol: series.to_numpy() for symbol, series in closes.items()}, days)
     load_market(database_url, write_csv_folder(tmp_path / "market", frame), today=MARKET_LAST_DAY)
     return database_url
+
+
+def single_backtest(inputs: BacktestInputs, variant, start: dt.date, end: dt.date):  # type: ignore[no-untyped-def]
+    """One sweep variant run as a single backtest over [start, end] (backtest.runner)."""
+    request = BacktestRequest(
+        strategies=[variant.config()],
+        start=start,
+        end=end,
+        cost_bps=variant.cost_bps,
+        lag=variant.lag,
+        equity_sampling=EquitySampling.NONE,
+        store=False,
+    )
+    return run_backtest(request, inputs)

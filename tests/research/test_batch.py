@@ -6,11 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from backtest.runner import run_backtest
-from backtest.schemas import BacktestRequest, EquitySampling
 from core.rules import Hysteresis, apply_hysteresis
 from research.batch import evaluate_variants, hysteresis_block, prepare
 from research.grid import Grid, SweepRequest
+from tests.research.conftest import single_backtest
 
 GRID = {
     "base": {"credit": {"window": 60}},
@@ -57,16 +56,7 @@ def test_every_variant_equals_its_single_backtest(inputs) -> None:
     checked_hysteresis = set()
     for i in indices:
         variant = grid.variant(int(i))
-        request_one = BacktestRequest(
-            strategies=[variant.config()],
-            start=start,
-            end=end,
-            cost_bps=variant.cost_bps,
-            lag=variant.lag,
-            equity_sampling=EquitySampling.NONE,
-            store=False,
-        )
-        run = run_backtest(request_one, inputs)
+        run = single_backtest(inputs, variant, start, end)
         assert run.arrays.first == data.first and run.arrays.returns.shape[0] == data.n_days
         np.testing.assert_allclose(
             chunk.returns[:, i], run.arrays.returns[:, 0], rtol=0, atol=1e-15

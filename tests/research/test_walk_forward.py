@@ -7,10 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from backtest.runner import run_backtest
-from backtest.schemas import BacktestRequest, EquitySampling
 from research.grid import SweepRequest
 from research.sweep import run_sweep
+from tests.research.conftest import single_backtest
 
 GRID = {
     "trend": {"windows": [20, 50], "thresholds": [0.97, 1.0, 1.03]},
@@ -42,16 +41,7 @@ def test_the_stitched_record_charges_each_switch_and_reports_turnover(inputs) ->
     runs = {}
     for pick in set(picks):
         variant = request.grid.variant(pick)
-        one = BacktestRequest(
-            strategies=[variant.config()],
-            start=start,
-            end=end,
-            cost_bps=variant.cost_bps,
-            lag=variant.lag,
-            equity_sampling=EquitySampling.NONE,
-            store=False,
-        )
-        runs[pick] = run_backtest(one, inputs).arrays
+        runs[pick] = single_backtest(inputs, variant, start, end).arrays
     first = runs[picks[0]].first
     stitched, traded = [], []
     previous = None
