@@ -62,7 +62,9 @@ def _rules_preset(name: str) -> str:
     response_class=Response,
     responses={
         200: {"content": {"image/png": {}, "image/svg+xml": {}}, "description": "The figure."},
+        404: {"model": Problem, "description": "No rule set of that name."},
         422: {"model": Problem, "description": "A span outside the stored data."},
+        503: {"model": Problem, "description": "No data stored yet for that market."},
     },
 )
 def history_figure(
