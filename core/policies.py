@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from core.errors import ConfigError
-from core.rules import RegimeTable, regime_names
+from core.regimes import RegimeTable, regime_names
 
 # A window is called distressed when the model's probability of regime 1 reaches this.
 DISTRESSED_PROBABILITY = 0.5

@@ -37,7 +37,7 @@ import pandas as pd
 from core.enums import FilterState, UnavailablePolicy
 from core.errors import ConfigError
 from core.filters import TRADING_DAYS_PER_YEAR, FilterSpec, Readings, closes_needed
-from core.rules import Hysteresis, RegimeTable, apply_hysteresis, regime_names
+from core.regimes import Hysteresis, RegimeTable, apply_hysteresis, regime_names
 
 MAX_LEVERAGE = 3.0  # as core.policies.MAX_LEVERAGE
 STATE_NAMES = np.array(
