@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from itertools import combinations
 from statistics import NormalDist
 
+import numba
 import numpy as np
 
 EULER_GAMMA = 0.5772156649015329
@@ -128,24 +129,7 @@ def block_edges(n_days: int, n_blocks: int) -> np.ndarray:
     return np.r_[0, np.cumsum(sizes)]
 
 
-def _sharpe_order(total: np.ndarray, squares: np.ndarray, n: np.ndarray) -> np.ndarray:
-    """A positive multiple, per row, of each column's Sharpe ratio (ddof=1), -inf where the
-    variance is not positive. Rows hold one split, whose variants share the day count n:
-    mean / std = sqrt((n - 1) / n) * S / sqrt(n Q - S^2) with S, Q the sums of r and r^2,
-    so the order within a row, all CSCV needs, is that of S / sqrt(n Q - S^2)."""
-    out = np.multiply(n, squares)
-    out -= total * total
-    undefined = ~(out > 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        np.sqrt(out, out=out)
-        np.divide(total, out, out=out)
-    out[undefined] = -np.inf
-    return out
-
-
-def probability_of_backtest_overfitting(
-    moments: BlockMoments, *, batch_cells: int = 2**22
-) -> OverfittingResult:
+def probability_of_backtest_overfitting(moments: BlockMoments) -> OverfittingResult:
     """CSCV over the blocks of ``moments`` with the Sharpe ratio as performance.
 
     For each split c (in-sample: S/2 blocks, out-of-sample: the rest), n* is the
@@ -155,44 +139,77 @@ def probability_of_backtest_overfitting(
     in the order of itertools.combinations(range(S), S / 2) (the in-sample blocks).
 
     A split and its complement swap in- and out-of-sample, so each pair of splits is
-    computed once (the splits holding block 0 and their complements).
+    computed once (the splits holding block 0 and their complements), in a compiled
+    loop over splits that holds a few (variants,) arrays at a time.
     """
     n_blocks, n_variants = moments.sums.shape
     if n_blocks % 2 or n_blocks < 2:
         raise ValueError(f"CSCV needs an even number of blocks, got {n_blocks}")
     if n_variants < 2:
         raise ValueError("CSCV needs at least two variants")
-    # Splits are computed in batches of (splits, variants) arrays of about batch_cells
-    # values each, so memory stays bounded however many variants there are.
-    batch = max(1, batch_cells // n_variants)
     splits = list(combinations(range(n_blocks), n_blocks // 2))
     position = {split: i for i, split in enumerate(splits)}
     halves = [split for split in splits if split[0] == 0]
     complements = [tuple(b for b in range(n_blocks) if b not in split) for split in halves]
-    chosen = np.zeros((len(halves), n_blocks))
-    for i, split in enumerate(halves):
-        chosen[i, list(split)] = 1.0
-    totals = (moments.sums.sum(axis=0), moments.squares.sum(axis=0), moments.counts.sum())
+    rank_in_half, rank_in_complement = _cscv_ranks(
+        np.ascontiguousarray(moments.sums, dtype=float),
+        np.ascontiguousarray(moments.squares, dtype=float),
+        np.asarray(moments.counts, dtype=float),
+        np.array(halves, dtype=np.int64),
+    )
     logits = np.empty(len(splits))
-    for first in range(0, len(halves), batch):
-        rows = chosen[first : first + batch]
-        sums, squares, counts = rows @ moments.sums, rows @ moments.squares, rows @ moments.counts
-        side_a = _sharpe_order(sums, squares, counts[:, None])
-        side_b = _sharpe_order(totals[0] - sums, totals[1] - squares, (totals[2] - counts)[:, None])
-        for inside, outside, names in (
-            (side_a, side_b, halves),
-            (side_b, side_a, complements),
-        ):
-            best = np.argmax(inside, axis=1)
-            best_out = outside[np.arange(len(rows)), best]
-            # Rank 1 = worst: the number of variants strictly below, plus one.
-            rank = (outside < best_out[:, None]).sum(axis=1) + 1
-            relative = rank / (n_variants + 1.0)
-            where = [position[names[i]] for i in range(first, first + len(rows))]
-            logits[where] = np.log(relative / (1.0 - relative))
+    for names, rank in ((halves, rank_in_half), (complements, rank_in_complement)):
+        relative = rank / (n_variants + 1.0)
+        logits[[position[name] for name in names]] = np.log(relative / (1.0 - relative))
     return OverfittingResult(
         pbo=float(np.mean(logits <= 0.0)),
         logits=logits,
         n_blocks=n_blocks,
         n_variants=n_variants,
     )
+
+
+@numba.njit(cache=True, nogil=True)
+def _sharpe_order_into(total: np.ndarray, squares: np.ndarray, n: float, out: np.ndarray) -> None:
+    """A positive multiple of each variant's Sharpe ratio (ddof=1) over one side of a
+    split, -inf where the variance is not positive. The variants share the day count n:
+    mean / std = sqrt((n - 1) / n) * S / sqrt(n Q - S^2) with S, Q the sums of r and r^2,
+    so the order, all CSCV needs, is that of S / sqrt(n Q - S^2)."""
+    for v in range(total.shape[0]):
+        spread = n * squares[v] - total[v] * total[v]
+        out[v] = total[v] / math.sqrt(spread) if spread > 0.0 else -math.inf
+
+
+@numba.njit(cache=True, parallel=True)
+def _cscv_ranks(
+    sums: np.ndarray, squares: np.ndarray, counts: np.ndarray, halves: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each split (in-sample blocks ``halves[h]``) and its complement: the strict
+    out-of-sample rank (1 = worst) of the variant best in-sample."""
+    n_blocks, n_variants = sums.shape
+    total_sums = np.zeros(n_variants)
+    total_squares = np.zeros(n_variants)
+    for b in range(n_blocks):
+        total_sums += sums[b]
+        total_squares += squares[b]
+    n_total = counts.sum()
+    rank_half = np.empty(halves.shape[0])
+    rank_complement = np.empty(halves.shape[0])
+    for h in numba.prange(halves.shape[0]):
+        inside_sums = np.zeros(n_variants)
+        inside_squares = np.zeros(n_variants)
+        n_inside = 0.0
+        for b in halves[h]:
+            inside_sums += sums[b]
+            inside_squares += squares[b]
+            n_inside += counts[b]
+        inside = np.empty(n_variants)
+        outside = np.empty(n_variants)
+        _sharpe_order_into(inside_sums, inside_squares, n_inside, inside)
+        _sharpe_order_into(
+            total_sums - inside_sums, total_squares - inside_squares, n_total - n_inside, outside
+        )
+        best_inside, best_outside = np.argmax(inside), np.argmax(outside)
+        rank_half[h] = np.count_nonzero(outside < outside[best_inside]) + 1
+        rank_complement[h] = np.count_nonzero(inside < inside[best_outside]) + 1
+    return rank_half, rank_complement

@@ -102,7 +102,7 @@ def test_cscv_equals_a_plain_implementation_on_random_returns() -> None:
     rng = np.random.default_rng(5)
     returns = rng.normal(0.0002, 0.01, (250, 7)) + rng.normal(0, 0.0005, 7)
     expected = _cscv_brute_force(returns, 8)
-    result = probability_of_backtest_overfitting(BlockMoments.of(returns, 8), batch_cells=9 * 7)
+    result = probability_of_backtest_overfitting(BlockMoments.of(returns, 8))
     np.testing.assert_allclose(result.logits, expected, rtol=1e-12)
     assert result.pbo == pytest.approx(np.mean(expected <= 0))
 
