@@ -234,16 +234,21 @@ def _judge_revisions(
     Every revision is judged against the same snapshot (the prices as stored before
     any of them), then all that are not held are applied in one transaction.
     """
-    pending = [(r.symbol, r.changes) for r in results if r.changes is not None and len(r.changes)]
+    pending = [
+        (r.symbol, r.changes, r.first_day)
+        for r in results
+        if r.changes is not None and len(r.changes)
+    ]
     if not pending:
         return
     decisions: list[tuple[str, pd.DataFrame, Revision, str]] = []
     with engine.connect() as connection:
         closes = None
         by_name: dict[str, RuleSetDefinition] = {}
-        for symbol, changes in pending:
+        for symbol, changes, first_day in pending:
+            # The file's whole overlap with stored history, its earliest rows included.
             overlapping = count_price_days(
-                connection, symbol=symbol, start=changes.index.min(), written_before=run_started
+                connection, symbol=symbol, start=first_day, written_before=run_started
             )
             revision = classify(symbol, changes, overlapping_days=overlapping)
             status = "applied" if revision.kind == "rescale" or not accept else "accepted"

@@ -22,12 +22,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from core.errors import DataValidationError, NoDataError
-from store.repository import changed_rows, last_price_date, load_price_rows, upsert, utcnow
+from store.repository import (
+    changed_rows,
+    last_price_date,
+    load_price_rows,
+    price_span,
+    upsert,
+    utcnow,
+)
 from store.sources import (
     CHUNK_ROWS,
     PRICE_COLUMNS,
@@ -58,6 +66,8 @@ class IngestResult:
     updated: int = 0
     quarantined: int = 0
     message: str = ""
+    carried: int = 0  # rows repeating the last open day's value on a closed day, left out
+    first_day: dt.date | None = None  # the first day the source gave for the symbol
     # Only with apply_changes=False: stored days whose values changed, not written.
     # Index ``date``; columns PRICE_COLUMNS (the new row) and old_<c>/new_<c> for each.
     changes: pd.DataFrame | None = field(default=None, compare=False, repr=False)
@@ -72,9 +82,10 @@ class IngestResult:
             if self.changes is not None and len(self.changes)
             else ""
         )
+        carried = f", {self.carried} carried over closed days left out" if self.carried else ""
         return (
             f"{self.symbol:8s} read {self.rows_read}, inserted {self.inserted}, "
-            f"updated {self.updated}, quarantined {self.quarantined}{held}"
+            f"updated {self.updated}, quarantined {self.quarantined}{carried}{held}"
         )
 
 
@@ -168,16 +179,17 @@ def _price_records(
     frame: pd.DataFrame, *, symbol: str, source: str, now: dt.datetime
 ) -> list[dict[str, Any]]:
     """Rows of ``prices`` from a frame (index date, PRICE_COLUMNS); NaN -> NULL."""
-    records = []
-    for day, row in zip(frame.index, frame.itertuples(index=False), strict=True):
-        record: dict[str, Any] = {
-            c: (None if pd.isna(v) else float(v)) for c, v in zip(PRICE_COLUMNS, row, strict=True)
-        }
-        if record["volume"] is not None:
-            record["volume"] = int(record["volume"])
-        record.update(symbol=symbol, date=day.date(), source=source, ingested_at=now)
-        records.append(record)
-    return records
+    values = np.column_stack([frame[c].to_numpy(dtype=float) for c in PRICE_COLUMNS])
+    cells = values.astype(object)
+    cells[np.isnan(values)] = None
+    volume = PRICE_COLUMNS.index("volume")
+    has_volume = ~np.isnan(values[:, volume])
+    cells[has_volume, volume] = values[has_volume, volume].astype(np.int64).tolist()
+    common = {"symbol": symbol, "source": source, "ingested_at": now}
+    return [
+        {**dict(zip(PRICE_COLUMNS, row, strict=True)), **common, "date": day}
+        for day, row in zip(frame.index.date, cells.tolist(), strict=True)
+    ]
 
 
 def changes_frame(new: pd.DataFrame, old: pd.DataFrame) -> pd.DataFrame:
@@ -202,6 +214,8 @@ class _Tally:
     inserted: int = 0
     updated: int = 0
     quarantined: int = 0
+    carried: int = 0
+    first_day: dt.date | None = None
     held: list[pd.DataFrame] = field(default_factory=list)
 
     def result(self, symbol: str, target: str, apply_changes: bool) -> IngestResult:
@@ -216,12 +230,14 @@ class _Tally:
             symbol,
             target,
             status,
-            self.read,
-            self.inserted,
-            self.updated,
-            self.quarantined,
-            message,
-            changes,
+            rows_read=self.read,
+            inserted=self.inserted,
+            updated=self.updated,
+            quarantined=self.quarantined,
+            message=message,
+            carried=self.carried,
+            first_day=self.first_day,
+            changes=changes,
         )
 
 
@@ -235,9 +251,15 @@ def _write_chunk(
     apply_changes: bool,
     tally: _Tally,
 ) -> None:
-    """Insert new days, upsert (or hold back) changed stored days, keep quarantined rows."""
+    """Insert new days, upsert (or hold back) changed stored days, keep quarantined rows.
+
+    A stored value the chunk repeats within the precision it is written to (a file
+    re-exported with fewer decimals) is not a change: the stored one stays."""
     tally.read += chunk.rows_read
-    fresh = changed_rows(chunk.rows.loc[:, list(PRICE_COLUMNS)], stored)
+    tally.carried += chunk.carried
+    if tally.first_day is None and len(chunk.rows):
+        tally.first_day = chunk.rows.index[0].date()
+    fresh = changed_rows(chunk.rows, stored, atol=chunk.precision)
     existing = fresh.index.isin(stored.index)
     now = utcnow()
     new_records = _price_records(fresh[~existing], symbol=chunk.symbol, source=source, now=now)
@@ -335,12 +357,18 @@ def ingest_csv_file(
         )
 
 
-def _stored_rows_of(connection: Connection, chunk: PriceChunk) -> pd.DataFrame:
-    """The stored rows on the chunk's days only (a new day's file reads one row, not years)."""
+def _stored_rows_of(
+    connection: Connection, chunk: PriceChunk, span: tuple[dt.date, dt.date] | None
+) -> pd.DataFrame:
+    """The stored rows on the chunk's days only (a new day's file reads one row, not
+    years); no query when the chunk lies outside the symbol's stored ``span``."""
     days = chunk.rows.index
-    if len(days) == 0:
-        return load_price_rows(connection, symbol=chunk.symbol, start="9999-12-31")
-    return load_price_rows(connection, symbol=chunk.symbol, start=days.min(), end=days.max())
+    if len(days) == 0 or span is None:
+        return _NO_ROWS
+    first, last = days.min().date(), days.max().date()
+    if last < span[0] or first > span[1]:
+        return _NO_ROWS
+    return load_price_rows(connection, symbol=chunk.symbol, start=first, end=last)
 
 
 def _ingest_csv_file_once(
@@ -377,6 +405,7 @@ def _ingest_csv_file_once(
             for symbol in symbols
         }
         tallies = {symbol: _Tally() for symbol in symbols}
+        spans = {symbol: price_span(connection, symbol=symbol) for symbol in symbols}
         for chunk in read_csv_file(path, today=today, chunk_rows=chunk_rows):
             if chunk.symbol not in runs:
                 continue  # a ticker of the file that was not asked for
@@ -385,7 +414,7 @@ def _ingest_csv_file_once(
                 run_id=runs[chunk.symbol],
                 source="csv",
                 chunk=chunk,
-                stored=_stored_rows_of(connection, chunk),
+                stored=_stored_rows_of(connection, chunk, spans[chunk.symbol]),
                 apply_changes=apply_changes,
                 tally=tallies[chunk.symbol],
             )
@@ -406,6 +435,32 @@ def csv_files(folder: Path) -> list[Path]:
     return files
 
 
+def _leads_outside(path: Path, folder: Path) -> bool:
+    """Whether ``path`` is a symbolic link whose target lies outside ``folder``: such a
+    file is refused before it is opened, so no line of its target (another user's
+    file, a secret) can surface in an error message."""
+    return not path.resolve().is_relative_to(folder.resolve())
+
+
+def _other_sources(files: list[tuple[Path, list[str]]]) -> dict[Path, str]:
+    """Files naming a symbol that another file of the folder also names -> why they are
+    refused. Two sources of one symbol in one run would each overwrite the other, and
+    every rerun would flip the stored history between them, so neither is read."""
+    owners: dict[str, list[Path]] = {}
+    for path, symbols in files:
+        for symbol in symbols:
+            owners.setdefault(symbol, []).append(path)
+    refused: dict[Path, list[str]] = {}
+    for symbol, paths in owners.items():
+        for path in paths if len(paths) > 1 else []:
+            others = ", ".join(str(other) for other in paths if other != path)
+            refused.setdefault(path, []).append(f"{symbol} is also in {others}")
+    return {
+        path: "; ".join(clashes) + ": one file per symbol in a run, so neither file is read"
+        for path, clashes in refused.items()
+    }
+
+
 def ingest_csv_folder(
     engine: Engine,
     folder: Path,
@@ -416,11 +471,28 @@ def ingest_csv_folder(
     apply_changes: bool = True,
 ) -> list[IngestResult]:
     """Ingest every CSV file of a folder (or only the series in ``symbols``), one
-    transaction per file; a failing file never stops the others."""
+    transaction per file; a failing file never stops the others. Refused unread: a
+    symbolic link leading outside the folder, and every file naming a symbol that
+    another file names too."""
     wanted = set(symbols) if symbols else None
-    results: list[IngestResult] = []
+    files: list[tuple[Path, list[str]]] = []  # in order, with the symbols to take from each
+    refused: dict[Path, str] = {}
     for path in csv_files(folder):
-        if wanted is not None and not wanted & set(csv_symbols(path)):
+        if _leads_outside(path, folder):
+            files.append((path, [symbol_for_file(path)]))  # its name only: never opened
+            refused[path] = f"a symbolic link leading outside {folder}: refused unread"
+            continue
+        taken = [s for s in csv_symbols(path) if wanted is None or s in wanted]
+        if taken:
+            files.append((path, taken))
+    refused |= _other_sources([(path, taken) for path, taken in files if path not in refused])
+    results: list[IngestResult] = []
+    for path, taken in files:
+        if path in refused:
+            error = DataValidationError(refused[path], source=str(path))
+            results.extend(
+                _rejections(engine, source="csv", target=str(path), symbols=taken, error=error)
+            )
             continue
         results.extend(
             ingest_csv_file(

@@ -84,6 +84,14 @@ def last_price_date(connection: Connection, *, symbol: str) -> dt.date | None:
     ).scalar()
 
 
+def price_span(connection: Connection, *, symbol: str) -> tuple[dt.date, dt.date] | None:
+    """The first and last stored day of ``symbol`` (None: nothing stored)."""
+    first, last = connection.execute(
+        select(func.min(prices.c.date), func.max(prices.c.date)).where(prices.c.symbol == symbol)
+    ).one()
+    return None if first is None else (_to_date(first), _to_date(last))
+
+
 def load_price_rows(
     connection: Connection,
     *,
@@ -189,15 +197,25 @@ def write_features(
     return upsert(connection, features, rows)
 
 
-def changed_rows(new: pd.DataFrame, old: pd.DataFrame, *, rtol: float = 1e-12) -> pd.DataFrame:
-    """Rows of ``new`` that are absent from ``old`` or differ in any column (NaN == NaN)."""
+def changed_rows(
+    new: pd.DataFrame,
+    old: pd.DataFrame,
+    *,
+    rtol: float = 1e-12,
+    atol: Mapping[str, float] | None = None,
+) -> pd.DataFrame:
+    """Rows of ``new`` that are absent from ``old`` or differ in any column (NaN == NaN);
+    ``atol`` gives a column's absolute tolerance (none by default)."""
+    if old.empty:  # every row is new (the first ingest of a series)
+        return new
     old = old.reindex(new.index)
     differs = np.zeros(len(new), dtype=bool)
     for column in new.columns:
         a, b = new[column], old[column] if column in old else pd.Series(np.nan, index=new.index)
         if pd.api.types.is_numeric_dtype(a) and pd.api.types.is_numeric_dtype(b):
             av, bv = a.to_numpy(float), b.to_numpy(float)
-            same = np.isclose(av, bv, rtol=rtol, atol=0.0) | (np.isnan(av) & np.isnan(bv))
+            tolerance = (atol or {}).get(column, 0.0)
+            same = np.isclose(av, bv, rtol=rtol, atol=tolerance) | (np.isnan(av) & np.isnan(bv))
         else:
             same = ((a == b) | (a.isna() & b.isna())).to_numpy()
         differs |= ~same

@@ -6,11 +6,24 @@ columns ``PRICE_COLUMNS``), plus the rows quarantined on the way.
 What rejects a whole file (``DataValidationError`` naming file, line and field;
 the caller writes nothing from it): an unreadable header, missing, unknown or
 duplicate columns, rows with the wrong number of fields, unparseable dates or
-numbers, duplicate, unsorted or future dates, non-finite or out-of-range
-numbers, non-positive prices, negative volume, high below low, and a level
-break of the adjusted close that persists. What is quarantined row by row: a
-one-day spike of the adjusted close that reverts on the next row (or an
-isolated first or last row out of line with its neighbour).
+numbers, duplicate, unsorted or future dates, dates outside 1900-2100, a row
+dated on a weekend, non-finite or out-of-range numbers, non-positive prices,
+negative volume, high below low, and a level break of the adjusted close that
+persists. What is quarantined row by row: a row dated on a holiday of its
+series' calendar (store.calendars), and a one-day spike of the adjusted close
+that reverts on the next row (or an isolated first or last row out of line with
+its neighbour).
+
+Why a weekend refuses the file but a holiday only its row: no exchange and no
+Reserve Bank ever opens on a weekend, so a weekend date means the file's dates
+are wrong (shifted by a time-zone conversion, or on another market's calendar),
+and then every row of it is suspect; a file whose dates are shifted by a day
+and span a week always has one. A holiday row is what real sources print: Cboe
+publishes index values from its extended session on some NYSE holidays (20 rows
+of VIX_History.csv), and refusing the whole VIX history for them would stop the
+service. FRED fills its 7-day DFF series on days the Fed is closed with the last
+business day's rate: such a repeated row carries no observation and is left
+out (counted), while one with a rate of its own is quarantined.
 
 CSV layouts read (see ../shared/data/market/README.md). Header lines are
 recognised by what they hold, not counted, and columns are mapped by name:
@@ -42,10 +55,15 @@ import numpy as np
 import pandas as pd
 
 from core.errors import DataValidationError
+from store.calendars import EXCHANGE, FED, FIRST_DAY, LAST_DAY, closed_days, closure, describe
 
 PRICE_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close", "adj_close", "volume")
 PRICE_FIELDS: tuple[str, ...] = ("open", "high", "low", "close", "adj_close")
 CHUNK_ROWS = 50_000
+# A block of rows holds at most this many cells: each is a Python string with its
+# parsed number beside it (about 130 bytes in all), so a file hundreds of columns wide
+# is read in fewer rows at a time and memory stays bounded whatever its width.
+CHUNK_CELLS = 400_000
 
 # Beyond these a number is a corrupt cell, not a market print: no listed price
 # or index level comes near 1e9, and a volume must fit the BIGINT column (9.2e18).
@@ -58,6 +76,13 @@ class SeriesKind(StrEnum):
     INDEX = "index"  # Cboe index level
     RATE = "rate"  # FRED rate in percent per year (may be zero or negative)
 
+
+# The calendar each kind of series prints on (store.calendars).
+SERIES_CALENDAR: dict[SeriesKind, str] = {
+    SeriesKind.ETF: EXCHANGE,
+    SeriesKind.INDEX: EXCHANGE,
+    SeriesKind.RATE: FED,
+}
 
 # Largest plausible one-day move of the adjusted close, as a price ratio.
 # Volatility indices really do move x3 in a day (VIX9D on 2018-02-05); ETFs
@@ -84,6 +109,12 @@ class PriceChunk:
     rows: pd.DataFrame  # index: DatetimeIndex "date"; columns PRICE_COLUMNS (float, NaN = NULL)
     quarantined: list[QuarantinedRow] = field(default_factory=list)
     rows_read: int = 0
+    # Rows on days the series' calendar is closed that repeat the last open day's
+    # value (FRED's fill of a 7-day series): no observation, left out.
+    carried: int = 0
+    # Per price column, half a unit of the last decimal place the file writes: a value
+    # read from it stands for anything that close ("100.12": 100.115 .. 100.125).
+    precision: dict[str, float] = field(default_factory=dict)
 
 
 def symbol_for_file(path: Path) -> str:
@@ -363,46 +394,98 @@ def _adjusted(cells: dict[str, int]) -> dict[str, int]:
 # --- value checks (pure) --------------------------------------------------------
 
 
+# Fields of a block parsed at a time: the transient copies of a whole wide block's
+# text (fixed-width strings, pandas' conversion buffers) would not be small.
+_FIELDS_AT_A_TIME = 64
+
+
+@dataclass(frozen=True)
+class TextBlock:
+    """A block of data rows as read, parsed once for every series of the file."""
+
+    cells: np.ndarray  # object, rows x fields: the text of each cell
+    numbers: np.ndarray  # float, rows x fields: NaN where a cell holds no number
+    blank: np.ndarray  # bool, rows x fields: an empty cell
+    precision: np.ndarray  # float, per field: ``written_precision`` of its cells
+
+    @classmethod
+    def parse(cls, cells: np.ndarray) -> TextBlock:
+        numbers = np.full(cells.shape, np.nan)
+        blank = np.zeros(cells.shape, dtype=bool)
+        precision = np.zeros(cells.shape[1])
+        for first in range(1, cells.shape[1], _FIELDS_AT_A_TIME):  # the date is no number
+            fields = slice(first, first + _FIELDS_AT_A_TIME)
+            text = cells[:, fields]
+            # to_numeric ignores surrounding blanks; only cells it cannot read are
+            # looked at again.
+            read = pd.to_numeric(pd.Series(text.ravel()), errors="coerce").to_numpy(float)
+            numbers[:, fields] = read.reshape(text.shape)
+            for j, i in zip(*np.nonzero(np.isnan(numbers[:, fields])), strict=True):
+                blank[j, first + i] = not str(text[j, i]).strip()
+            precision[fields] = written_precision(text, blank[:, fields])
+        return cls(cells, numbers, blank, precision)
+
+
+def written_precision(cells: np.ndarray, blank: np.ndarray) -> np.ndarray:
+    """Per column of number cells (rows x columns), half a unit of the finest decimal
+    place written in it (``["100.1", "100.25"]`` -> 0.005; ``["1.5e-05"]`` -> 5e-07);
+    0.0 for a column of blanks only.
+
+    The finest place in the column, not each cell's own: an export to two decimals
+    that drops trailing zeros writes 100.10 as "100.1", which is still good to 0.005."""
+    text = np.strings.strip(np.asarray(cells, dtype=str))
+    dot = np.strings.find(text, ".")
+    decimals = np.where(dot >= 0, np.strings.str_len(text) - dot - 1, 0).astype(np.int64)
+    for j, i in zip(*np.nonzero(np.strings.find(np.strings.lower(text), "e") >= 0), strict=True):
+        mantissa, _, power = str(text[j, i]).lower().partition("e")  # "1.5e-05": 1 + 5
+        try:
+            decimals[j, i] = len(mantissa.partition(".")[2]) - int(power)
+        except ValueError:  # not a number at all: refused where it is read
+            decimals[j, i] = 0
+    none = np.iinfo(np.int64).min
+    decimals[blank] = none
+    finest = decimals.max(axis=0, initial=none)
+    written = finest > none
+    return np.where(written, 0.5 * 10.0 ** -np.where(written, finest, 0).astype(float), 0.0)
+
+
 def parse_series(
-    cells: np.ndarray,
+    block: TextBlock,
     series: SeriesLayout,
     *,
     dates: pd.DatetimeIndex,
     lines: np.ndarray,
     source: str,
     skip_empty: bool,
-) -> tuple[pd.DataFrame, np.ndarray]:
-    """Numbers of one series from a block of text cells (rows x fields).
+) -> tuple[pd.DataFrame, np.ndarray, dict[str, float]]:
+    """Numbers of one series from a block of rows.
 
-    Returns the frame (index date, PRICE_COLUMNS, NaN = NULL) and the mask of
-    rows kept: with ``skip_empty`` a row whose cells of this series are all
-    empty is another ticker's trading day and is left out."""
-    numbers: dict[str, np.ndarray] = {}
-    blank: dict[str, np.ndarray] = {}
-    for column, i in series.cells.items():
-        # to_numeric ignores surrounding blanks; only cells it cannot read are looked at again.
-        numbers[column] = pd.to_numeric(pd.Series(cells[:, i]), errors="coerce").to_numpy(float)
-        blank[column] = np.zeros(len(cells), dtype=bool)
-        unread = np.flatnonzero(np.isnan(numbers[column]))
-        blank[column][unread] = [not str(cells[j, i]).strip() for j in unread]
-    keep = np.ones(len(cells), dtype=bool)
-    if skip_empty:
-        keep = ~np.logical_and.reduce(list(blank.values()))
+    Returns the frame (index date, PRICE_COLUMNS, NaN = NULL), the mask of rows
+    kept (with ``skip_empty`` a row whose cells of this series are all empty is
+    another ticker's trading day and is left out) and each column's
+    ``written_precision``."""
+    fields = list(series.cells.values())
+    blank = block.blank[:, fields]
+    keep = ~blank.all(axis=1) if skip_empty else np.ones(len(blank), dtype=bool)
     for column, i in series.cells.items():
         # 'nan' text parses to NaN: a written-out missing value is not an empty cell.
-        bad = np.isnan(numbers[column]) & ~blank[column] & keep
+        bad = np.isnan(block.numbers[:, i]) & ~block.blank[:, i] & keep
         if column == "adj_close":
-            bad |= blank[column] & keep
+            bad |= block.blank[:, i] & keep
         if bad.any():
             j = int(np.argmax(bad))
-            what = "missing value" if blank[column][j] else f"not a number: {cells[j, i]!r}"
+            cell = block.cells[j, i]
+            what = "missing value" if block.blank[j, i] else f"not a number: {cell!r}"
             raise DataValidationError(what, source=source, line=int(lines[j]), field=column)
     parsed = {
-        column: numbers[column][keep] if column in numbers else np.full(int(keep.sum()), np.nan)
+        column: block.numbers[keep, series.cells[column]]
+        if column in series.cells
+        else np.full(int(keep.sum()), np.nan)
         for column in PRICE_COLUMNS
     }
     frame = pd.DataFrame(parsed, index=pd.DatetimeIndex(dates[keep], name="date"))
-    return frame, keep
+    precision = {column: float(block.precision[i]) for column, i in series.cells.items()}
+    return frame, keep, precision
 
 
 def check_values(
@@ -455,33 +538,87 @@ def check_dates(
     source: str,
     lines: np.ndarray | None,
 ) -> None:
-    """Dates must increase strictly (also across chunks) and not lie in the future."""
+    """Dates must lie in FIRST_DAY..LAST_DAY, increase strictly (also across chunks)
+    and not lie in the future."""
 
-    def line(i: int) -> int | None:
-        return None if lines is None else int(lines[i])
+    def refuse_first(failing: np.ndarray, reason: Callable[[int], str]) -> None:
+        if failing.any():
+            i = int(np.argmax(failing))
+            line = None if lines is None else int(lines[i])
+            raise DataValidationError(reason(i), source=source, line=line, field="date")
 
     values = dates.to_numpy()
-    if previous is not None:  # the last date of the previous chunk
-        before, start = np.concatenate([[previous.to_datetime64()], values[:-1]]), 0
-    else:
-        before, start = values[:-1], 1
-    not_increasing = values[start:] <= before
-    if not_increasing.any():
-        j = int(np.argmax(not_increasing))
-        i = j + start
-        problem = "duplicate date" if values[i] == before[j] else "date out of order"
-        raise DataValidationError(
-            f"{problem} {dates[i].date()}", source=source, line=line(i), field="date"
-        )
-    future = dates.date > today if len(dates) else np.array([], dtype=bool)
-    if future.any():
-        i = int(np.argmax(future))
-        raise DataValidationError(
-            f"date {dates[i].date()} is in the future (today is {today})",
-            source=source,
-            line=line(i),
-            field="date",
-        )
+    day = np.datetime_as_string(values, unit="D")  # also years pandas cannot make a date of
+    outside = (values < np.datetime64(FIRST_DAY)) | (values > np.datetime64(LAST_DAY))
+    refuse_first(outside, lambda i: f"date {day[i]} outside {FIRST_DAY}..{LAST_DAY}")
+    # The date before each row: the previous chunk's last one before the first row.
+    first = np.datetime64("NaT") if previous is None else previous.to_datetime64()
+    before = np.concatenate([np.array([first], dtype=values.dtype), values])
+    not_increasing = values <= before[:-1]  # False against NaT
+    refuse_first(
+        not_increasing,
+        lambda i: f"{'duplicate date' if values[i] == before[i] else 'date out of order'} {day[i]}",
+    )
+    refuse_first(
+        values > np.datetime64(today),
+        lambda i: f"date {day[i]} is in the future (today is {today})",
+    )
+
+
+# --- calendars (pure) --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CalendarScreen:
+    """Outcome of ``screen_calendar`` over a run of rows in date order."""
+
+    keep: np.ndarray  # rows dated on a day the series' calendar is open
+    closed: dict[int, str]  # row -> reason: a row of its own on a holiday, to quarantine
+    carried: int  # rows repeating the last open day's value on a closed day: left out
+    weekend: int | None  # the first row dated on a weekend: the file is refused
+    last_open: float | None  # the value on the last open day so far
+
+
+def screen_calendar(
+    dates: pd.DatetimeIndex, values: np.ndarray, *, kind: SeriesKind, last_open: float | None
+) -> CalendarScreen:
+    """Judge each row by the calendar of its series (see the module docstring).
+
+    ``values`` are the rows' adjusted closes (a rate's value); ``last_open`` is the
+    value on the last open day before them (None at the start of a file)."""
+    calendar = SERIES_CALENDAR[kind]
+    closed = closed_days(calendar, dates)
+    # The value on the last open day up to each row (NaN before the first one).
+    latest = np.maximum.accumulate(np.where(closed, -1, np.arange(len(dates))))
+    last = np.where(latest >= 0, values[np.maximum(latest, 0)], np.nan)
+    if last_open is not None:
+        last = np.where(np.isnan(last), last_open, last)
+    carried = np.zeros(len(dates), dtype=bool)
+    if kind is SeriesKind.RATE:  # only FRED fills the days its calendar is closed
+        carried = closed & (values == last)
+    own = closed & ~carried
+    weekend = own & (dates.day_of_week >= 5)
+    return CalendarScreen(
+        keep=~closed,
+        closed={
+            int(i): f"{dates[i].date()} is not {describe(calendar)} ({closure(calendar, dates[i])})"
+            for i in np.flatnonzero(own)
+        },
+        carried=int(carried.sum()),
+        weekend=int(np.argmax(weekend)) if weekend.any() else None,
+        last_open=float(last[-1]) if len(last) and not np.isnan(last[-1]) else last_open,
+    )
+
+
+def _refuse_weekend(dates: pd.DatetimeIndex, i: int, kind: SeriesKind, **where: Any) -> None:
+    calendar = SERIES_CALENDAR[kind]
+    raise DataValidationError(
+        f"{dates[i].date()} is not {describe(calendar)} ({closure(calendar, dates[i])}): "
+        "no market opens on a weekend, so the file's dates are shifted (a time-zone "
+        "conversion?) or on another calendar, and every row of it is suspect",
+        field="date",
+        **where,
+    )
 
 
 # --- one-day spikes and level breaks (pure) ---------------------------------------
@@ -589,24 +726,27 @@ class _SeriesStream:
         self.skip_empty = skip_empty
         self.max_ratio = MAX_DAILY_RATIO[layout.kind]
         self.last_accepted: float | None = None
+        self.last_open: float | None = None
         self.rows_read = 0
+        self.precision: dict[str, float] = {}
         self.held = pd.DataFrame(
             {c: np.array([], dtype=float) for c in PRICE_COLUMNS},
             index=pd.DatetimeIndex([], name="date"),
         )
         self.held_lines = np.array([], dtype=int)
-        self.held_raw: list[str] = []
+        self.held_cells: list[list[str]] = []
 
     def push(
         self,
-        cells: np.ndarray,
+        block: TextBlock,
         *,
         dates: pd.DatetimeIndex,
         lines: np.ndarray,
-        raw: list[str],
+        rows: list[list[str]],
     ) -> PriceChunk:
-        frame, keep = parse_series(
-            cells,
+        """Validate a block of rows (parsed, and ``rows`` as read)."""
+        frame, keep, precision = parse_series(
+            block,
             self.layout,
             dates=dates,
             lines=lines,
@@ -615,24 +755,55 @@ class _SeriesStream:
         )
         kept_lines = lines[keep]
         check_values(frame, kind=self.layout.kind, source=self.source, lines=kept_lines)
-        kept_raw = [r for r, k in zip(raw, keep, strict=True) if k]
+        kept_rows = list(itertools.compress(rows, keep))
         read = len(frame)
         self.rows_read += read
+        for column, value in precision.items():  # the finest the file has written so far
+            self.precision[column] = min(value, self.precision.get(column, value))
+        calendar = screen_calendar(
+            frame.index,
+            frame["adj_close"].to_numpy(dtype=float),
+            kind=self.layout.kind,
+            last_open=self.last_open,
+        )
+        if calendar.weekend is not None:
+            i = calendar.weekend
+            _refuse_weekend(
+                frame.index, i, self.layout.kind, source=self.source, line=int(kept_lines[i])
+            )
+        self.last_open = calendar.last_open
+        closed = [
+            QuarantinedRow(
+                frame.index[i].date(), int(kept_lines[i]), reason, ",".join(kept_rows[i])
+            )
+            for i, reason in calendar.closed.items()
+        ]
+        on_calendar = calendar.keep
+        frame, kept_lines = frame[on_calendar], kept_lines[on_calendar]
+        kept_rows = list(itertools.compress(kept_rows, on_calendar))
         if len(self.held):
             frame = pd.concat([self.held, frame])
             kept_lines = np.concatenate([self.held_lines, kept_lines])
-            kept_raw = self.held_raw + kept_raw
-        return self._screen(frame, kept_lines, kept_raw, read, at_end=False)
+            kept_rows = self.held_cells + kept_rows
+        chunk = self._screen(frame, kept_lines, kept_rows, read, at_end=False)
+        chunk.quarantined = sorted(closed + chunk.quarantined, key=lambda q: q.line or 0)
+        chunk.carried = calendar.carried
+        return chunk
 
     def finish(self, last_line: int) -> PriceChunk:
         if self.rows_read == 0:  # e.g. a ticker yfinance failed to download: empty columns
             raise DataValidationError(
                 f"no values for {self.layout.symbol} on any row", source=self.source, line=last_line
             )
-        return self._screen(self.held, self.held_lines, self.held_raw, 0, at_end=True)
+        return self._screen(self.held, self.held_lines, self.held_cells, 0, at_end=True)
 
     def _screen(
-        self, frame: pd.DataFrame, lines: np.ndarray, raw: list[str], read: int, at_end: bool
+        self,
+        frame: pd.DataFrame,
+        lines: np.ndarray,
+        rows: list[list[str]],
+        read: int,
+        at_end: bool,
     ) -> PriceChunk:
         values = frame["adj_close"].to_numpy(dtype=float) if len(frame) else np.array([])
         screen = screen_moves(
@@ -648,13 +819,16 @@ class _SeriesStream:
             )
         self.last_accepted = screen.last_accepted
         n = screen.decided
-        self.held, self.held_lines, self.held_raw = frame.iloc[n:], lines[n:], raw[n:]
+        self.held, self.held_lines, self.held_cells = frame.iloc[n:], lines[n:], rows[n:]
         decided = frame.iloc[:n]
         outliers = np.zeros(n, dtype=bool)
         outliers[list(screen.outliers)] = True
         quarantined = [
             QuarantinedRow(
-                date=decided.index[i].date(), line=int(lines[i]), reason=reason, raw=raw[i]
+                date=decided.index[i].date(),
+                line=int(lines[i]),
+                reason=reason,
+                raw=",".join(rows[i]),
             )
             for i, reason in sorted(screen.outliers.items())
         ]
@@ -664,6 +838,7 @@ class _SeriesStream:
             rows=decided[~outliers],
             quarantined=quarantined,
             rows_read=read,
+            precision=dict(self.precision),
         )
 
 
@@ -682,6 +857,18 @@ def validate_rows(
     if len(frame):
         check_dates(frame.index, previous=None, today=today, source=source, lines=None)
     check_values(frame, kind=kind, source=source, lines=None)
+
+    def quarantined(rows: pd.DataFrame, i: int, reason: str) -> QuarantinedRow:
+        raw = ",".join(str(v) for v in rows.iloc[i].tolist())
+        return QuarantinedRow(date=rows.index[i].date(), line=None, reason=reason, raw=raw)
+
+    read = len(frame)
+    values = frame["adj_close"].to_numpy(dtype=float)
+    calendar = screen_calendar(frame.index, values, kind=kind, last_open=previous)
+    if calendar.weekend is not None:
+        _refuse_weekend(frame.index, calendar.weekend, kind, source=source)
+    closed = [quarantined(frame, i, reason) for i, reason in calendar.closed.items()]
+    frame = frame[calendar.keep]
     values = frame["adj_close"].to_numpy(dtype=float)
     screen = screen_moves(values, max_ratio=MAX_DAILY_RATIO[kind], previous=previous, at_end=True)
     if screen.break_at is not None:
@@ -692,21 +879,14 @@ def validate_rows(
         )
     outliers = np.zeros(len(frame), dtype=bool)
     outliers[list(screen.outliers)] = True
-    quarantined = [
-        QuarantinedRow(
-            date=frame.index[i].date(),
-            line=None,
-            reason=reason,
-            raw=",".join(str(v) for v in frame.iloc[i].tolist()),
-        )
-        for i, reason in sorted(screen.outliers.items())
-    ]
+    spikes = [quarantined(frame, i, reason) for i, reason in sorted(screen.outliers.items())]
     return PriceChunk(
         symbol=symbol,
         kind=kind,
         rows=frame[~outliers],
-        quarantined=quarantined,
-        rows_read=len(frame),
+        quarantined=sorted(closed + spikes, key=lambda q: q.date or dt.date.min),
+        rows_read=read,
+        carried=calendar.carried,
     )
 
 
@@ -798,9 +978,10 @@ def _read_csv(
                 dates = _parse_dates(cells[:, 0], date_format, source, lines)
                 check_dates(dates, previous=previous_date, today=today, source=source, lines=lines)
                 previous_date = dates[-1]
-                raw = [",".join(row) for row in block]
+                parsed = TextBlock.parse(cells)
                 for stream in streams:
-                    yield stream.push(cells, dates=dates, lines=lines, raw=raw)
+                    yield stream.push(parsed, dates=dates, lines=lines, rows=block)
+                del block, cells, parsed  # before the next block is read, not after
             for stream in streams:
                 yield stream.finish(reader.line_num)
         except UnicodeDecodeError as error:
@@ -820,12 +1001,14 @@ def _blocks(
     source: str,
     chunk_rows: int,
 ) -> Iterator[tuple[np.ndarray, list[list[str]]]]:
-    """Data rows in blocks of ``chunk_rows``, with their line numbers; blank lines
-    are skipped, a row with the wrong number of fields is refused."""
+    """Data rows in blocks of ``chunk_rows`` (fewer in a file so wide that a block
+    would pass CHUNK_CELLS cells), with their line numbers; blank lines are skipped,
+    a row with the wrong number of fields is refused."""
     lines: list[int] = []
     block: list[list[str]] = []
 
     expected = layout.n_fields
+    chunk_rows = max(1, min(chunk_rows, CHUNK_CELLS // expected))
     numbered = itertools.chain([first], ((reader.line_num, cells) for cells in reader))
     for line, cells in numbered:
         if len(cells) != expected:

@@ -31,6 +31,7 @@ from app.settings import Settings
 from operations.models import ModelSlot, load_active_model
 from operations.update import UpdateReport, run_update
 from store.db import make_engine
+from tests.store.days import xnys_days
 
 LAST_DAY = dt.date(2012, 4, 5)
 N_DAYS = 300
@@ -40,7 +41,7 @@ MONDAY_BEFORE_OPEN = dt.datetime(2012, 4, 9, 13, 0, tzinfo=dt.UTC)
 
 
 def market_days(end: dt.date = LAST_DAY, periods: int = N_DAYS) -> pd.DatetimeIndex:
-    return pd.bdate_range(end=end, periods=periods, name="date")
+    return xnys_days(end=str(end), periods=periods)  # the ingest keeps to NYSE sessions
 
 
 def market_frame(days: pd.DatetimeIndex) -> pd.DataFrame:

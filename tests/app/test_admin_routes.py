@@ -48,15 +48,15 @@ def test_refresh_ingests_new_days_and_drops_the_cached_answer(settings, market, 
         assert body["source"] == "csv" and body["rejected"] == []
         assert any(line.startswith("SPY") and "inserted 3" in line for line in body["ingested"])
         steps = {step["name"]: step["detail"] for step in body["steps"]}
-        assert steps["features"].startswith("features: 3 days (2012-04-06 .. 2012-04-10)")
+        assert steps["features"].startswith("features: 3 days (2012-04-09 .. 2012-04-11)")
         assert steps["model"].startswith("skipped")
         assert body["status"] == "published"
         published = {(p["day"], p["policy"]) for p in body["publications"]}
         # The default market's answers, and one per rule set published by name.
-        by_name = {("2012-04-10", f"rule_set:{item.name}") for item in built_in()[1:]}
-        assert published == {("2012-04-10", "rules"), ("2012-04-10", "ensemble")} | by_name
+        by_name = {("2012-04-11", f"rule_set:{item.name}") for item in built_in()[1:]}
+        assert published == {("2012-04-11", "rules"), ("2012-04-11", "ensemble")} | by_name
         today = client.get("/regime/today").json()
-        assert (today["as_of"], today["regime"]) == ("2012-04-10", "risk-on")
+        assert (today["as_of"], today["regime"]) == ("2012-04-11", "risk-on")
         assert today["publication_id"] == body["publications"][0]["id"]
         again = client.post("/admin/refresh", headers=admin()).json()
         assert (again["status"], again["publications"]) == ("unchanged", [])

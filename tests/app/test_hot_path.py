@@ -159,7 +159,7 @@ def test_a_publication_by_another_process_is_served_within_the_check_period(
     with running(fast, now=later) as client:
         before = client.get("/regime/today").json()
         # Another process (the command line, a scheduler, another replica) publishes.
-        write_csv_folder(csv_folder, appended(market, 10))
+        write_csv_folder(csv_folder, appended(market, 9))  # sessions to 2012-04-19
         load_market(settings.database_url, csv_folder, today=dt.date(2012, 4, 19))
         deadline = time.monotonic() + 5
         seen = [before["publication_id"]]

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from tests.app.conftest import LAST_DAY, N_DAYS, admin, market_days, running, write_csv_folder
+from tests.store.days import xnys_days
 
 GROWTH = 1.001
 
@@ -154,7 +155,7 @@ def test_history_parameters_are_bounded_and_named(client):
 
 def appended(frame: pd.DataFrame, extra: int) -> pd.DataFrame:
     """``frame`` plus ``extra`` later business days continuing calm markets."""
-    days = pd.bdate_range(frame.index[-1] + pd.offsets.BDay(1), periods=extra, name="date")
+    days = xnys_days(str(frame.index[-1].date() + dt.timedelta(days=1)), periods=extra)
     i = np.arange(len(frame), len(frame) + extra)
     later = pd.DataFrame(
         {
@@ -181,4 +182,4 @@ def test_appending_future_days_never_changes_earlier_answers(settings, market, c
         today = client.get("/regime/today").json()
     assert len(after) == len(before) + 10
     assert after[: len(before)] == before
-    assert today["as_of"] == after[-1]["date"] == "2012-04-19"
+    assert today["as_of"] == after[-1]["date"] == "2012-04-20"

@@ -33,7 +33,7 @@ def test_ingest_features_signals_summaries(env, tmp_path):
     again = run("ingest", "--source", "csv", "--path", str(folder))
     assert "nothing changed" in again.output
     features = run("features")
-    assert "features: 220 days (2024-01-02 .. 2024-11-04), 220 written" in features.output
+    assert "features: 220 days (2024-01-02 .. 2024-11-13), 220 written" in features.output
     signals = run("signals")
     assert signals.exit_code == 0
     assert "regimes[published-" in signals.output and "220 written" in signals.output

@@ -13,7 +13,6 @@ import textwrap
 import threading
 from pathlib import Path
 
-import pandas as pd
 import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
@@ -21,6 +20,7 @@ from sqlalchemy.exc import OperationalError
 from store.db import make_engine
 from store.ingest import ingest_csv_folder
 from store.tables import ingest_runs, prices
+from tests.store.days import xnys_days
 from tests.store.test_ingest import yf_rows
 
 pytestmark = pytest.mark.slow
@@ -31,9 +31,9 @@ TODAY = dt.date(2025, 1, 15)
 def market_folder(tmp_path: Path) -> Path:
     folder = tmp_path / "market"
     folder.mkdir()
-    (folder / "SPY.csv").write_text(yf_rows(pd.bdate_range("1990-01-01", periods=6000), start=50))
+    (folder / "SPY.csv").write_text(yf_rows(xnys_days("1990-01-02", periods=6000), start=50))
     (folder / "HYG.csv").write_text(
-        yf_rows(pd.bdate_range("2000-01-03", periods=3000), start=60, symbol="HYG")
+        yf_rows(xnys_days("2000-01-03", periods=3000), start=60, symbol="HYG")
     )
     return folder
 
@@ -92,7 +92,7 @@ def test_ingest_killed_mid_write_leaves_no_partial_rows(database_url, tmp_path):
     assert done.returncode == 0, done.stderr
     clean = table_snapshot(engine)
     # Rewrite every price so the next ingest updates rows chunk by chunk, then crash it.
-    (folder / "SPY.csv").write_text(yf_rows(pd.bdate_range("1990-01-01", periods=6000), start=51))
+    (folder / "SPY.csv").write_text(yf_rows(xnys_days("1990-01-02", periods=6000), start=51))
     crashed = subprocess.run(
         [sys.executable, "-c", CRASHING_INGEST, database_url, str(folder)],
         cwd=ROOT,
@@ -163,9 +163,9 @@ def test_a_database_error_mid_file_rolls_it_back_and_the_folder_goes_on(
     clean = table_snapshot(engine)
     # New values for every row of both files, so each chunk goes through upsert.
     (folder / "HYG.csv").write_text(
-        yf_rows(pd.bdate_range("2000-01-03", periods=3000), start=61, symbol="HYG")
+        yf_rows(xnys_days("2000-01-03", periods=3000), start=61, symbol="HYG")
     )
-    (folder / "SPY.csv").write_text(yf_rows(pd.bdate_range("1990-01-01", periods=6000), start=51))
+    (folder / "SPY.csv").write_text(yf_rows(xnys_days("1990-01-02", periods=6000), start=51))
     calls = {"n": 0}
     original_upsert, original_read = ingest.upsert, ingest.read_csv_file
 

@@ -21,7 +21,15 @@ from store.db import make_engine
 from store.ingest import ingest_csv_folder
 from store.pipeline import refresh_features, refresh_regimes
 from store.tables import features, prices, regimes
-from tests.app.conftest import LAST_DAY, admin, market_frame, running, write_csv_folder
+from tests.app.conftest import (
+    LAST_DAY,
+    admin,
+    market_days,
+    market_frame,
+    running,
+    write_csv_folder,
+)
+from tests.store.days import xnys_days
 
 pytestmark = pytest.mark.slow
 AFTER_THE_NEW_DAYS = dt.datetime(2012, 6, 1, 13, 0, tzinfo=dt.UTC)
@@ -49,10 +57,8 @@ def counts(url: str) -> dict[str, tuple[int, int]]:
 
 
 def longer_market(extra_days: int) -> pd.DataFrame:
-    days = pd.bdate_range(end=LAST_DAY, periods=300).append(
-        pd.bdate_range(LAST_DAY + pd.Timedelta(days=1), periods=extra_days)
-    )
-    return market_frame(pd.DatetimeIndex(days, name="date"))
+    later = xnys_days(str(LAST_DAY + dt.timedelta(days=1)), periods=extra_days)
+    return market_frame(market_days().append(later))
 
 
 def test_two_refreshes_racing_leave_the_tables_as_one_does(settings, csv_folder):

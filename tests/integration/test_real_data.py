@@ -18,7 +18,8 @@ pytestmark = [pytest.mark.realdata, pytest.mark.slow]
 # Rows per file (data lines) and first/last dates, read off the files themselves.
 EXPECTED = {
     "SPY": (8038, dt.date(1993, 1, 29), dt.date(2024, 12, 31)),
-    "^VIX": (8833, dt.date(1990, 1, 2), dt.date(2024, 12, 31)),
+    # 8833 data lines, 20 of which Cboe printed on NYSE holidays (2022-05-30, ...).
+    "^VIX": (8813, dt.date(1990, 1, 2), dt.date(2024, 12, 31)),
     "^VIX3M": (3847, dt.date(2009, 9, 18), dt.date(2024, 12, 31)),
     "HYG": (4463, dt.date(2007, 4, 11), dt.date(2024, 12, 31)),
     "IEF": (5645, dt.date(2002, 7, 30), dt.date(2024, 12, 31)),
@@ -37,7 +38,9 @@ def test_real_market_folder(engine, market_dir):
         spy = load_price_rows(connection, symbol="SPY")
         vix = load_price_rows(connection, symbol="^VIX")
         defects = connection.execute(
-            select(quarantine.c.symbol, quarantine.c.date, quarantine.c.line)
+            select(quarantine.c.symbol, quarantine.c.date, quarantine.c.line).order_by(
+                quarantine.c.id
+            )
         ).all()
     for symbol, (rows, first, last) in EXPECTED.items():
         assert (summary[symbol]["rows"], summary[symbol]["first"], summary[symbol]["last"]) == (
@@ -53,8 +56,19 @@ def test_real_market_folder(engine, market_dir):
     assert last["volume"] == 57052700
     # The VIX's record close, 2020-03-16: 82.69.
     assert vix.loc["2020-03-16", "adj_close"] == pytest.approx(82.69)
-    # The VVIX defect is caught, on line 3 of its file, and nothing else is.
-    assert [tuple(d) for d in defects] == [("^VVIX", dt.date(2006, 3, 15), 3)]
+    # The VVIX defect is caught, on line 3 of its file; the VIX's holiday prints (the
+    # first on Reagan's day of mourning, line 3641) and 12 DFF rates of their own on
+    # 1954-1979 federal holidays are kept out; nothing else is.
+    by_symbol = {
+        s: [(day, line) for symbol, day, line in defects if symbol == s] for s, *_ in defects
+    }
+    assert by_symbol["^VVIX"] == [(dt.date(2006, 3, 15), 3)]
+    assert len(by_symbol["^VIX"]) == 20 and by_symbol["^VIX"][:2] == [
+        (dt.date(2004, 6, 11), 3641),
+        (dt.date(2022, 5, 30), 8165),
+    ]
+    assert len(by_symbol["DFF"]) == 12 and by_symbol["DFF"][0] == (dt.date(1954, 7, 5), 6)
+    assert set(by_symbol) == {"^VVIX", "^VIX", "DFF"}
 
     rerun = ingest_csv_folder(engine, market_dir, today=dt.date(2025, 1, 1))
     assert {r.status for r in rerun} == {"unchanged"}

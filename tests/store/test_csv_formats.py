@@ -14,6 +14,7 @@ import pytest
 from core.errors import DataValidationError
 from store.sources import SeriesKind, read_csv_file, read_csv_layout
 from tests.conftest import MARKET_DIR
+from tests.store.days import xnys_days
 
 TODAY = dt.date(2025, 1, 15)
 SAMPLES_DIR = MARKET_DIR.parent / "samples"
@@ -183,7 +184,7 @@ def test_two_tickers_with_different_calendars(tmp_path):
 
 
 def test_two_tickers_are_split_across_chunks(tmp_path):
-    days = pd.bdate_range("2024-01-02", periods=25)
+    days = xnys_days("2024-01-02", periods=25)
     lines = [f"{d:%Y-%m-%d},{10 + i},{20 + i},1,1,1,1,1,1,1,1" for i, d in enumerate(days)]
     text = (
         "Price,Close,Close,High,High,Low,Low,Open,Open,Volume,Volume\n"

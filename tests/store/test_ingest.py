@@ -16,6 +16,7 @@ from store.pipeline import refresh_features, refresh_regimes
 from store.repository import load_closes, load_features, load_price_rows
 from store.tables import ingest_runs, prices, quarantine
 from tests.conftest import MARKET_DIR
+from tests.store.days import xnys_days
 from tests.store.test_sources import CBOE_HEADER, YF_HEADER, yf_frame
 
 TODAY = dt.date(2025, 1, 15)
@@ -33,7 +34,7 @@ def yf_rows(days: pd.DatetimeIndex, start: float = 100.0, symbol: str = "SPY") -
 def make_folder(tmp_path: Path, n_days: int = 30) -> Path:
     folder = tmp_path / "market"
     folder.mkdir()
-    days = pd.bdate_range("2024-01-02", periods=n_days)
+    days = xnys_days("2024-01-02", periods=n_days)
     (folder / "SPY.csv").write_text(yf_rows(days))
     (folder / "VIX_History.csv").write_text(
         CBOE_HEADER + "".join(f"{d:%m/%d/%Y},1,1,1,{15 + i % 3}\n" for i, d in enumerate(days))
@@ -67,7 +68,7 @@ def test_folder_ingest_then_rerun_changes_nothing(engine, tmp_path):
 def test_appended_and_revised_rows_are_the_only_writes(engine, tmp_path):
     folder = make_folder(tmp_path)
     ingest_csv_folder(engine, folder, today=TODAY)
-    days = pd.bdate_range("2024-01-02", periods=31)
+    days = xnys_days("2024-01-02", periods=31)
     text = yf_rows(days).replace("2024-01-02 00:00:00,100.0000", "2024-01-02 00:00:00,99.5000")
     (folder / "SPY.csv").write_text(text)
     [result] = ingest_csv_file(engine, folder / "SPY.csv", today=TODAY)
@@ -79,7 +80,7 @@ def test_appended_and_revised_rows_are_the_only_writes(engine, tmp_path):
 
 def test_a_bad_row_late_in_the_file_writes_nothing(engine, tmp_path):
     folder = make_folder(tmp_path)
-    days = pd.bdate_range("2024-01-02", periods=40)
+    days = xnys_days("2024-01-02", periods=40)
     lines = yf_rows(days).splitlines()
     lines[-3] = lines[-3].replace("00:00:00,", "00:00:00,n/a,", 1).rsplit(",", 1)[0]
     (folder / "SPY.csv").write_text("\n".join(lines) + "\n")
@@ -192,7 +193,7 @@ def test_yfinance_samples_are_stored_per_ticker(engine, tmp_path, name):
 
 
 def two_ticker_file(path: Path, n_days: int = 10, bump: float = 0.0) -> Path:
-    days = pd.bdate_range("2024-01-02", periods=n_days)
+    days = xnys_days("2024-01-02", periods=n_days)
     lines = [f"{d:%Y-%m-%d},{50 + i},{20 + i + bump},1,1,1,1,1,1,1,1" for i, d in enumerate(days)]
     path.write_text(
         "Price,Close,Close,High,High,Low,Low,Open,Open,Volume,Volume\n"
@@ -226,7 +227,7 @@ def test_only_the_tickers_asked_for_are_ingested(engine, tmp_path):
     folder = tmp_path / "pair"
     folder.mkdir()
     two_ticker_file(folder / "pair.csv")
-    (folder / "SPY.csv").write_text(yf_rows(pd.bdate_range("2024-01-02", periods=5)))
+    (folder / "SPY.csv").write_text(yf_rows(xnys_days("2024-01-02", periods=5)))
     results = ingest_csv_folder(engine, folder, today=TODAY, symbols=["BBB"])
     assert [(r.symbol, r.inserted) for r in results] == [("BBB", 10)]
     assert count(engine, prices, symbol="AAA") == 0
@@ -235,7 +236,7 @@ def test_only_the_tickers_asked_for_are_ingested(engine, tmp_path):
 def test_a_failing_file_never_skips_the_others(engine, tmp_path):
     folder = tmp_path / "mixed"
     folder.mkdir()
-    days = pd.bdate_range("2024-01-02", periods=10)
+    days = xnys_days("2024-01-02", periods=10)
     (folder / "AAA.csv").write_text(yf_rows(days, symbol="AAA"))
     bad = yf_rows(days, symbol="BBB").replace(
         "2024-01-03 00:00:00,100.1000", "2024-01-03 00:00:00,inf"
@@ -271,14 +272,14 @@ def test_an_unexpected_error_is_recorded_and_the_folder_goes_on(engine, tmp_path
     import store.ingest as ingest
 
     folder = make_folder(tmp_path)
-    original = ingest.load_price_rows
+    original = ingest.price_span
 
-    def failing(connection, *, symbol, **dates):
+    def failing(connection, *, symbol):
         if symbol == "SPY":
             raise RuntimeError("disk on fire")
-        return original(connection, symbol=symbol, **dates)
+        return original(connection, symbol=symbol)
 
-    monkeypatch.setattr(ingest, "load_price_rows", failing)
+    monkeypatch.setattr(ingest, "price_span", failing)
     results = ingest_csv_folder(engine, folder, today=TODAY)
     assert [(r.symbol, r.status) for r in results] == [("SPY", "rejected"), ("^VIX", "ingested")]
     assert results[0].message == "unexpected error: RuntimeError: disk on fire"
@@ -289,7 +290,7 @@ def test_an_unexpected_error_is_recorded_and_the_folder_goes_on(engine, tmp_path
 def test_spikes_and_bad_first_rows_are_quarantined_not_the_rest(engine, tmp_path):
     folder = tmp_path / "q"
     folder.mkdir()
-    days = pd.bdate_range("2024-01-02", periods=20)
+    days = xnys_days("2024-01-02", periods=20)
     lines = yf_rows(days).splitlines()
     lines[3] = lines[3].replace("00:00:00,100.0000", "00:00:00,1000.0000")  # bad first row
     lines[12] = lines[12].replace("00:00:00,100.9000", "00:00:00,1009.0000")  # spike
@@ -304,7 +305,7 @@ def test_spikes_and_bad_first_rows_are_quarantined_not_the_rest(engine, tmp_path
         ).all()
     assert [(line, day) for line, day, _ in kept] == [
         (4, dt.date(2024, 1, 2)),
-        (13, dt.date(2024, 1, 15)),
+        (13, dt.date(2024, 1, 16)),
     ]
     assert all("absurd one-day move" in reason for _, _, reason in kept)
 

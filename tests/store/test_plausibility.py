@@ -13,6 +13,7 @@ import pytest
 
 from core.errors import DataValidationError
 from store.sources import SeriesKind, read_csv_file, screen_moves, validate_rows
+from tests.store.days import xnys_days
 
 TODAY = dt.date(2025, 1, 15)
 HEADER = "Price,Adj Close,Close,High,Low,Open,Volume\nTicker,SPY,SPY,SPY,SPY,SPY,SPY\nDate,,,,,,\n"
@@ -21,7 +22,7 @@ FIRST_LINE = 4  # line of the first data row under HEADER
 
 def closes_file(tmp_path: Path, closes: list[float], name: str = "SPY.csv") -> Path:
     """A yfinance file whose adjusted (and raw) close is ``closes``, with a sane OHLC."""
-    days = pd.bdate_range("2024-01-02", periods=len(closes))
+    days = xnys_days("2024-01-02", periods=len(closes))
     lines = [
         f"{d:%Y-%m-%d},{c!r},{c!r},{c * 1.01!r},{c * 0.99!r},{c!r},{1000 + i}"
         for i, (d, c) in enumerate(zip(days, closes, strict=True))

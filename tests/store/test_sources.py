@@ -15,7 +15,9 @@ from store.sources import (
     read_csv_file,
     screen_moves,
     symbol_for_file,
+    written_precision,
 )
+from tests.store.days import xnys_days
 
 TODAY = dt.date(2025, 1, 15)
 YF_HEADER = "Price,Price,Close,High,Low,Open,Volume\nTicker,SPY,SPY,SPY,SPY,SPY,SPY\nDate,,,,,,\n"
@@ -135,6 +137,42 @@ BAD_FILES = [
     ),
     ("future date", "SPY.csv", YF_HEADER + "2030-01-02 00:00:00,1,1,1,1,1,1\n", "in the future", 4),
     (
+        "date before 1900",
+        "SPY.csv",
+        YF_HEADER + "1899-12-29 00:00:00,1,1,1,1,1,1\n" + YF_ROWS[0] + "\n",
+        "field 'date': date 1899-12-29 outside 1900-01-01..2100-12-31",
+        4,
+    ),
+    (
+        "year one",  # pandas reads it, then nothing downstream could (a traceback before)
+        "SPY.csv",
+        YF_HEADER + YF_ROWS[0] + "\n0001-01-01 00:00:00,1,1,1,1,1,1\n",
+        "field 'date': date 0001-01-01 outside 1900-01-01..2100-12-31",
+        5,
+    ),
+    (
+        "date after 2100",
+        "VIX_History.csv",
+        CBOE_HEADER + "01/03/2101,1,1,1,1\n",
+        "field 'date': date 2101-01-03 outside 1900-01-01..2100-12-31",
+        2,
+    ),
+    (
+        "a Saturday",
+        "SPY.csv",
+        YF_HEADER + YF_ROWS[0] + "\n2024-01-06 00:00:00,1,1,1,1,1,1\n",
+        "field 'date': 2024-01-06 is not an XNYS session (a Saturday): no market opens on a "
+        "weekend, so the file's dates are shifted",
+        5,
+    ),
+    (
+        "a rate of its own on a Sunday",
+        "DFF.csv",
+        "date,value\n2024-01-05,5.33\n2024-01-07,5.31\n",
+        "2024-01-07 is not a Federal Reserve business day (a Sunday)",
+        3,
+    ),
+    (
         "non-positive price",
         "SPY.csv",
         YF_HEADER + YF_ROWS[0] + "\n2024-01-03 00:00:00,-5,1,1,1,1,1\n" + YF_ROWS[2] + "\n",
@@ -167,7 +205,9 @@ def test_bad_files_are_rejected_with_file_and_line(tmp_path, case, name, content
 
 
 def test_error_in_a_late_chunk_is_raised_before_the_stream_ends(tmp_path):
-    rows = [f"2024-01-{d:02d} 00:00:00,100,100,100,100,100,1" for d in range(2, 30)]
+    rows = [
+        f"{d:%Y-%m-%d} 00:00:00,100,100,100,100,100,1" for d in xnys_days("2024-01-02", periods=28)
+    ]
     rows[20] = rows[20].replace(",100,", ",oops,", 1)
     path = write(tmp_path, "SPY.csv", YF_HEADER + "\n".join(rows) + "\n")
     with pytest.raises(DataValidationError, match="line 24"):
@@ -248,3 +288,11 @@ def test_yfinance_rows_of_other_calendars_are_dropped():
 
 def test_yfinance_empty_download_gives_nothing():
     assert normalise_yfinance(pd.DataFrame(), ["SPY"]) == {}
+
+
+def test_the_precision_a_file_writes_is_that_of_its_finest_cell_per_column():
+    cells = np.array(
+        [["100.1", "1.5e-05", "", "1000"], ["100.25", "2E-4", "", "250"]], dtype=object
+    )
+    blank = cells == ""
+    assert written_precision(cells, blank).tolist() == [0.005, 5e-07, 0.0, 0.5]
