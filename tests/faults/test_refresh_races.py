@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import func, select
 
 from core.rules import PUBLISHED_FRAMEWORK
+from operations import rule_sets
 from store.db import make_engine
 from store.ingest import ingest_csv_folder
 from store.pipeline import refresh_features, refresh_regimes
@@ -76,8 +77,15 @@ def test_two_refreshes_racing_leave_the_tables_as_one_does(settings, csv_folder)
             thread.join(timeout=120)
     assert sorted(statuses) in ([200, 200], [200, 409])
     tables = counts(settings.database_url)
-    # 310 SPY days; 5 symbols with 310 rows each; every key once.
-    assert tables == {"prices": (1550, 1550), "features": (310, 310), "regimes": (310, 310)}
+    # 310 SPY days; 5 symbols with 310 rows each; every key once, the regimes of the
+    # preset and of each rule set published by name (operations.rule_sets).
+    rule_set_count = len(rule_sets.built_in())
+    regimes = 310 * rule_set_count
+    assert tables == {
+        "prices": (1550, 1550),
+        "features": (310, 310),
+        "regimes": (regimes, regimes),
+    }
 
 
 def test_readers_see_complete_days_while_new_days_arrive(settings, csv_folder):

@@ -24,6 +24,7 @@ from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
 from app.settings import Settings
+from operations import rule_sets
 from operations.models import load_active_model
 from operations.notifications import create_subscription
 from operations.update import run_update
@@ -103,6 +104,11 @@ def _state(database_url: str) -> dict[str, list[tuple]]:
     return {name: [tuple(row) for row in rows] for name, rows in state.items()}
 
 
+# A new day is published under the preset's four policies and once for each rule set
+# published by name (operations.rule_sets: the other preset and each market's default).
+PER_DAY = 4 + len(rule_sets.built_in()) - 1
+
+
 def _published_days(database_url: str) -> dict[str, int]:
     engine = make_engine(database_url)
     with engine.connect() as connection:
@@ -151,7 +157,7 @@ def test_killed_update_converges_on_rerun(database_url, tmp_path, market, clean_
         # No partial day: the new day is published under every policy or not at all.
         after_kill = _published_days(database_url)
         new = {day: n for day, n in after_kill.items() if day not in before}
-        assert new in ({}, {f"{market.index[-1]:%Y-%m-%d}": 4}), new
+        assert new in ({}, {f"{market.index[-1]:%Y-%m-%d}": PER_DAY}), new
 
         rerun = _update_in_child(database_url, new_day, None)  # no lock left behind
         assert rerun.returncode == 0, rerun.stdout + rerun.stderr
@@ -216,7 +222,7 @@ def test_database_lost_mid_update_then_back(database_url, tmp_path, market, monk
         proxy.start()  # the database is back
         report = run_update(engine, settings=settings, model=model, trigger="cli", path=new_day)
         assert report.status == "published"
-        assert _published_days(database_url)[f"{market.index[-1]:%Y-%m-%d}"] == 4
+        assert _published_days(database_url)[f"{market.index[-1]:%Y-%m-%d}"] == PER_DAY
     finally:
         engine.dispose()
         proxy.stop()
