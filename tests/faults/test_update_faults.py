@@ -85,8 +85,12 @@ def _state(database_url: str) -> dict[str, list[tuple]]:
             "features": connection.execute(select(features).order_by(features.c.date)).all(),
             "regimes": connection.execute(
                 select(
-                    regimes.c.date, regimes.c.regime, regimes.c.exposure, regimes.c.votes
-                ).order_by(regimes.c.date)
+                    regimes.c.date,
+                    regimes.c.rule_set_version,
+                    regimes.c.regime,
+                    regimes.c.exposure,
+                    regimes.c.votes,
+                ).order_by(regimes.c.date, regimes.c.rule_set_version)
             ).all(),
             "model_outputs": connection.execute(
                 select(model_outputs.c.date, model_outputs.c.p_distressed).order_by(
