@@ -181,15 +181,18 @@ PY
 
 step "a sweep on the Dask cluster (profile dask)"
 python3 - "$DEEPREGIME_PORT" <<'PY'
-import json, sys, time, urllib.request
+import json, os, sys, time, urllib.request
 base = f"http://127.0.0.1:{sys.argv[1]}"
 request = {
     "name": "container round trip",
     "grid": {"trend": {"windows": [100, 200]}, "volatility": {"thresholds": [1.0, 1.05]}},
     "pbo_blocks": 4,
 }
+# Sweeps spend compute: they need a research (or admin) key.
 posted = urllib.request.Request(base + "/sweeps", data=json.dumps(request).encode(),
-                                headers={"Content-Type": "application/json"}, method="POST")
+                                headers={"Content-Type": "application/json",
+                                         "X-API-Key": os.environ["DEEPREGIME_API_KEY"]},
+                                method="POST")
 sweep = json.load(urllib.request.urlopen(posted, timeout=30))
 deadline = time.monotonic() + 300
 while sweep["status"] in ("queued", "running") and time.monotonic() < deadline:
