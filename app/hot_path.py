@@ -22,14 +22,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.routes_regimes import (
     RenderedToday,
-    find_built_in,
     publication_in,
-    resolve_ask,
     today_clock,
     today_headers,
 )
 from app.state import ServiceState
 from core.errors import DeepRegimeError
+from operations import rule_sets
+from operations.asks import resolve_ask
 
 PATH = "/regime/today"
 _KNOWN = {"policy", "mapping", "market", "rule_set"}
@@ -64,7 +64,7 @@ class TodayFastPath:
                 rule_set=query.get("rule_set"),
                 policy=query.get("policy"),
                 mapping=query.get("mapping"),
-                find=find_built_in,  # a registered rule set's lookup needs the database
+                find=rule_sets.find_built_in,  # a registered rule set's lookup needs the database
             )
         except DeepRegimeError:
             return 0  # the route names the bad value (422), or finds a registered name

@@ -31,15 +31,14 @@ from app.deps import Clock, EngineDep, PredictorDep, SettingsDep, StateDep, get_
 from app.problems import problem
 from app.research import Database, HistoryJob, ModelFacts, ResearchBusy
 from app.schemas import Format, ModelMappingName, Problem, RegimePage, RegimeReport
-from app.settings import Settings
 from app.state import ServiceState
-from core.enums import Policy
 from core.errors import DataValidationError, NoDataError, NotFoundError
 from inference.in_sample import ModelHistory
 from operations import answers, rule_sets
+from operations.asks import Ask, resolve_ask
 from operations.markets import Market, current_universe
 from operations.notifications import LEDGER_POLICIES
-from operations.publish import PolicyName, parse_variant, variant_for
+from operations.publish import PolicyName, variant_for
 from operations.regime_stats import regime_stats
 from operations.revisions import is_revised
 from operations.rule_sets import RuleSetPage, RuleSetReport
@@ -133,84 +132,6 @@ async def today_clock(app: FastAPI) -> Clock:
     return await clock if inspect.isawaitable(clock) else clock
 
 
-def asked_variant(
-    settings: Settings, policy: str | None, mapping: str | None
-) -> tuple[Policy, ModelMappingName]:
-    """The policy and model mapping a request asks for, the service's defaults filled in."""
-    variant = parse_variant(
-        policy,
-        mapping,
-        default_policy=settings.default_policy,
-        default_mapping=ModelMappingName(settings.model_mapping),
-    )
-    return variant.policy, variant.mapping or ModelMappingName(settings.model_mapping)
-
-
-@dataclass(frozen=True)
-class Ask:
-    """What a request asks for: a market, and either a rule set answered by name
-    (``item``) or the default market's preset under a policy."""
-
-    market: Market
-    item: rule_sets.RegisteredRuleSet | None
-    policy: Policy
-    mapping: ModelMappingName
-
-    def cache_key(self, expected: dt.date) -> tuple:
-        name = None if self.item is None else self.item.name
-        return ("today", self.market.id, name, self.policy, self.mapping, expected)
-
-
-def resolve_ask(
-    settings: Settings,
-    *,
-    market: str | None,
-    rule_set: str | None,
-    policy: str | None,
-    mapping: str | None,
-    find: Callable[[str], rule_sets.RegisteredRuleSet | None],
-) -> Ask:
-    """One resolution for every route: ``market`` (default: the universe's default)
-    and ``rule_set`` (default: the market's own) name the answer; a rule set answered
-    by name takes policy ``rules`` only, the classifier's policies being the default
-    market's. Bad combinations are 422s naming the parameter."""
-    universe = current_universe()
-    chosen = universe.market(market)
-    name = rule_set
-    if name is None and chosen.id != universe.default:
-        name = chosen.rule_set
-    item = None
-    if name is not None:
-        item = find(name)
-        if item is None:
-            raise NotFoundError(f"no rule set named {name!r} (GET /rule-sets lists them)")
-        if market is not None and item.market != chosen.id:
-            raise DataValidationError(
-                f"rule set {item.name!r} is for market {item.market}, not {chosen.id}",
-                field="query.rule_set",
-            )
-        chosen = universe.market(item.market)
-        if rule_sets.is_service_preset(item):
-            item = None
-    if item is None:
-        asked_policy, asked_mapping = asked_variant(settings, policy, mapping)
-        return Ask(chosen, None, asked_policy, asked_mapping)
-    if (policy is not None and policy != Policy.RULES.value) or mapping is not None:
-        raise DataValidationError(
-            f"rule set {item.name!r} is answered by its rules alone (policy 'rules'); the "
-            f"classifier's policies apply to market {universe.default}'s preset",
-            field="query.policy",
-        )
-    return Ask(chosen, item, Policy.RULES, ModelMappingName(settings.model_mapping))
-
-
-def ledger_key(ask: Ask) -> str:
-    """The ledger's policy name of what ``ask`` names."""
-    if ask.item is not None:
-        return rule_sets.policy_key(ask.item.name)
-    return variant_for(ask.policy, ask.mapping).key
-
-
 def market_policies(connection: Connection, market: Market) -> list[str]:
     """Every ledger policy a market's answers are published under."""
     keys = [
@@ -221,10 +142,6 @@ def market_policies(connection: Connection, market: Market) -> list[str]:
     if market.id == current_universe().default:
         keys += list(LEDGER_POLICIES)
     return keys
-
-
-def find_built_in(name: str) -> rule_sets.RegisteredRuleSet | None:
-    return next((i for i in rule_sets.built_in() if name in (i.name, i.version)), None)
 
 
 def database_finder(
@@ -309,7 +226,7 @@ async def regime_today(request: Request) -> Response:
     policy = _enum_query(request, "policy", PolicyName)
     mapping = _enum_query(request, "mapping", ModelMappingName)
     name = query.get("rule_set")
-    found = None if name is None else find_built_in(name)
+    found = None if name is None else rule_sets.find_built_in(name)
     if name is not None and found is None:
         found = await run_in_threadpool(_find_registered, state, name)
     ask = resolve_ask(
@@ -318,7 +235,7 @@ async def regime_today(request: Request) -> Response:
         rule_set=name,
         policy=policy,
         mapping=mapping,
-        find=lambda asked: find_built_in(asked) or (found if asked == name else None),
+        find=lambda asked: rule_sets.find_built_in(asked) or (found if asked == name else None),
     )
     now = (await today_clock(request.app))()
     expected = state.calendar.expected_last_session(now)
@@ -380,14 +297,10 @@ def regime_on(
             mapping=mapping,
             find=database_finder(connection),
         )
-        if ask.item is not None:
-            if as_known_at is not None:
-                key = rule_sets.policy_key(ask.item.name)
-                return _as_known_at(connection, day, key, as_known_at, ask.market.id)
-            return rule_sets.rule_set_report(connection, ask.item, day=day)
         if as_known_at is not None:
-            key = variant_for(ask.policy, ask.mapping).key
-            return _as_known_at(connection, day, key, as_known_at, ask.market.id)
+            return _as_known_at(connection, day, ask.ledger_key, as_known_at, ask.market.id)
+        if ask.item is not None:
+            return rule_sets.rule_set_report(connection, ask.item, day=day)
         report = answers.regime_report(
             connection,
             day=day,

@@ -40,7 +40,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from app.deps import EngineDep, SettingsDep
-from app.routes_regimes import MarketQuery, RuleSetQuery, ledger_key, resolve_with_database
+from app.routes_regimes import MarketQuery, RuleSetQuery, resolve_with_database
 from app.settings import Settings
 from operations.notifications import ledger_policy, validate_policy
 from store.ledger import (
@@ -206,7 +206,7 @@ async def regime_stream(
         ask = await run_in_threadpool(
             resolve_with_database, request.app.state.service, market, rule_set, policy, None
         )
-        ledger_name = ledger_key(ask)
+        ledger_name = ask.ledger_key
     # Read before answering, so a database that is down is a 503, not a broken stream.
     first, cursor = await run_in_threadpool(
         _first_events, engine, ledger_name, parse_last_event_id(last_event_id)

@@ -11,7 +11,6 @@ from pydantic import BaseModel, Field
 
 from app.deps import EngineDep, SettingsDep
 from app.schemas import Problem
-from operations.answers import ModelMappingName
 from operations.track_record import ROLLING_DAYS, resolve_stream, track_record
 
 router = APIRouter(tags=["ledger"])
@@ -122,12 +121,7 @@ async def get_track_record(
     def compute() -> TrackRecord:
         with engine.connect() as connection:
             stream = resolve_stream(
-                connection,
-                market=market,
-                policy=policy,
-                rule_set=rule_set,
-                default_policy=settings.default_policy,
-                default_mapping=ModelMappingName(settings.model_mapping),
+                connection, settings, market=market, policy=policy, rule_set=rule_set
             )
             record = track_record(connection, stream, models_dir=settings.model_dir)
         return TrackRecord.model_validate(record)

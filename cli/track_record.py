@@ -8,7 +8,6 @@ from typing import Annotated, Any
 import typer
 
 from cli.common import handles_errors, print_json, settings, transaction
-from operations.answers import ModelMappingName
 from operations.track_record import resolve_stream, track_record
 
 
@@ -66,14 +65,7 @@ def track_record_command(
     """What was published, scored against what then happened (GET /track-record)."""
     config = settings()
     with transaction() as connection:
-        stream = resolve_stream(
-            connection,
-            market=market,
-            policy=policy,
-            rule_set=rule_set,
-            default_policy=config.default_policy,
-            default_mapping=ModelMappingName(config.model_mapping),
-        )
+        stream = resolve_stream(connection, config, market=market, policy=policy, rule_set=rule_set)
         record = track_record(connection, stream, models_dir=config.model_dir)
     if as_json:
         print_json(record)

@@ -30,15 +30,14 @@ import pandas as pd
 from pydantic import ValidationError
 from sqlalchemy import Connection
 
+from app.settings import Settings
 from backtest.metrics import yearly_returns
-from core.enums import Policy
-from core.errors import DataValidationError, DeepRegimeError
+from core.errors import DeepRegimeError
 from inference.card import ModelCard
 from inference.registry import read_card
 from operations import rule_sets
-from operations.answers import ModelMappingName
-from operations.markets import Market, current_universe
-from operations.publish import parse_variant
+from operations.asks import resolve_ask
+from operations.markets import Market
 from store.ledger import Publication, list_publications
 from store.model_registry import registered_version
 from store.repository import load_closes, load_features
@@ -62,46 +61,23 @@ class Stream:
 
 def resolve_stream(
     connection: Connection,
+    settings: Settings,
     *,
     market: str | None,
     policy: str | None,
     rule_set: str | None,
-    default_policy: Policy,
-    default_mapping: ModelMappingName,
 ) -> Stream:
-    """The ledger stream the query names; DataValidationError naming the bad parameter.
-
-    The default market's answers are published under its policies (``rules``,
-    ``ensemble``, ``model:filter``, ...); a rule set by name, and any other market (by
-    its default rule set), under ``rule_set:NAME``, which answers by rules only."""
-    universe = current_universe()
-    chosen = universe.market(market)
-    name = rule_set
-    if name is None and chosen.id != universe.default:
-        name = chosen.rule_set
-    if name is not None:
-        item = rule_sets.find(connection, name)
-        if item is None:
-            raise DataValidationError(
-                f"no rule set named {name!r} (GET /rule-sets lists them)", field="query.rule_set"
-            )
-        if market is not None and item.market != chosen.id:
-            raise DataValidationError(
-                f"rule set {name!r} is for market {item.market!r}, not {chosen.id!r}",
-                field="query.rule_set",
-            )
-        chosen = universe.market(item.market)
-        if not rule_sets.is_service_preset(item):
-            if policy not in (None, Policy.RULES.value):
-                raise DataValidationError(
-                    f"rule set {name!r} is published under policy 'rules' only",
-                    field="query.policy",
-                )
-            return Stream(chosen, rule_sets.policy_key(item.name))
-    variant = parse_variant(
-        policy, None, default_policy=default_policy, default_mapping=default_mapping
+    """The ledger stream the query names, resolved as every route resolves it
+    (operations.asks); DataValidationError naming the bad parameter."""
+    ask = resolve_ask(
+        settings,
+        market=market,
+        rule_set=rule_set,
+        policy=policy,
+        mapping=None,
+        find=lambda name: rule_sets.find(connection, name),
     )
-    return Stream(chosen, variant.key)
+    return Stream(ask.market, ask.ledger_key)
 
 
 # --- I/O ---------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app.deps import StateDep
-from app.routes_regimes import MarketQuery, RuleSetQuery, database_finder, resolve_ask
+from app.routes_regimes import MarketQuery, RuleSetQuery, database_finder
 from app.schemas import Problem
 from backtest.plots import regime_figure, render
 from backtest.runner import run_backtest
@@ -22,6 +22,7 @@ from core.errors import DataValidationError, NoDataError
 from core.rules import FILTER_DEFINITIONS, RULE_SET_PRESETS
 from operations import rule_sets
 from operations.answers import no_regimes, stored_span
+from operations.asks import resolve_ask
 from operations.backtests import check_period, load_backtest_inputs
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -62,8 +63,10 @@ def _rules_preset(name: str) -> str:
     response_class=Response,
     responses={
         200: {"content": {"image/png": {}, "image/svg+xml": {}}, "description": "The figure."},
-        404: {"model": Problem, "description": "No rule set of that name."},
-        422: {"model": Problem, "description": "A span outside the stored data."},
+        422: {
+            "model": Problem,
+            "description": "A span outside the stored data, or a bad market or rule set.",
+        },
         503: {"model": Problem, "description": "No data stored yet for that market."},
     },
 )

@@ -28,7 +28,7 @@ from core.rules import compute_regimes
 from operations.backtests import load_backtest_inputs
 from operations.markets import load_universe
 from operations.rule_sets import resolve_request
-from tests.operations.replay import write_history
+from tests.operations.replay import closes_until, read_market, write_history
 
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]
 
@@ -38,21 +38,6 @@ UNIVERSE = load_universe()
 ETFS = tuple(sorted({"SPY", "HYG", "IEF", *UNIVERSE.symbols}))
 INDICES = {"^VIX": "VIX_History.csv", "^VIX3M": "VIX3M_History.csv"}
 runner = CliRunner()
-
-
-def read_closes(market: Path) -> dict[str, pd.Series]:
-    """Adjusted closes by symbol, parsed by hand from the files' documented layouts."""
-    closes = {}
-    for symbol in ETFS:
-        frame = pd.read_csv(market / f"{symbol}.csv", skiprows=3, header=None)
-        closes[symbol] = pd.Series(
-            frame[1].to_numpy(float), index=pd.to_datetime(frame[0].str[:10]), name=symbol
-        )
-    for symbol, name in INDICES.items():
-        frame = pd.read_csv(market / name)
-        index = pd.to_datetime(frame["DATE"], format="%m/%d/%Y")
-        closes[symbol] = pd.Series(frame["CLOSE"].to_numpy(float), index=index, name=symbol)
-    return closes
 
 
 def cut(folder: Path, market: Path, until: pd.Timestamp) -> Path:
@@ -81,7 +66,7 @@ def update(folder: Path) -> str:
 
 
 def test_every_market_day_by_day_and_served_equals_backtested(cli_env, tmp_path, market_dir):
-    closes = read_closes(market_dir)
+    closes = closes_until(read_market(market_dir, etfs=ETFS), SESSIONS[-1])
     update(cut(tmp_path / "history", market_dir, HISTORY_END))
     for day in SESSIONS:
         output = update(cut(tmp_path / f"{day:%Y%m%d}", market_dir, day))
