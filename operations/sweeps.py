@@ -41,7 +41,6 @@ from core.errors import DataValidationError, DeepRegimeError, NotFoundError
 from operations.backtests import load_backtest_inputs
 from research.cluster import dask_client
 from research.grid import SweepRequest
-from research.sweep import SweepCancelled, run_sweep
 from store.ledger import as_utc
 from store.tables import sweep_variants, sweeps
 
@@ -456,6 +455,10 @@ def execute_sweep(
     figures, ``cancelled``, or ``failed`` with the reason (a domain error's message, or
     the kind of an unexpected error, which is logged). When ``stopping`` turns true (the
     service is shutting down) the sweep is queued again for the next runner."""
+    # The sweep engine's compiled kernels load numba: imported when a sweep runs, so the
+    # service starts without it.
+    from research.sweep import SweepCancelled, run_sweep
+
     request = SweepRequest.model_validate(sweep.request)
     beat = _Heartbeat(engine, sweep.id, heartbeat_s, clock, stopping)
 

@@ -237,3 +237,52 @@ def signal_exposures(
             code = policy[t] if math.isnan(held[t]) else held[t]
             exposure[s, t] = exposure_of_code[s, int(code)]
     return exposure, first_informed
+
+
+# --- CSCV (research.overfitting.probability_of_backtest_overfitting) ---------------
+
+
+@numba.njit(cache=True, nogil=True)
+def _sharpe_order_into(total: np.ndarray, squares: np.ndarray, n: float, out: np.ndarray) -> None:
+    """A positive multiple of each variant's Sharpe ratio (ddof=1) over one side of a
+    split, -inf where the variance is not positive. The variants share the day count n:
+    mean / std = sqrt((n - 1) / n) * S / sqrt(n Q - S^2) with S, Q the sums of r and r^2,
+    so the order, all CSCV needs, is that of S / sqrt(n Q - S^2)."""
+    for v in range(total.shape[0]):
+        spread = n * squares[v] - total[v] * total[v]
+        out[v] = total[v] / math.sqrt(spread) if spread > 0.0 else -math.inf
+
+
+@numba.njit(cache=True, parallel=True)
+def cscv_ranks(
+    sums: np.ndarray, squares: np.ndarray, counts: np.ndarray, halves: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each split (in-sample blocks ``halves[h]``) and its complement: the strict
+    out-of-sample rank (1 = worst) of the variant best in-sample."""
+    n_blocks, n_variants = sums.shape
+    total_sums = np.zeros(n_variants)
+    total_squares = np.zeros(n_variants)
+    for b in range(n_blocks):
+        total_sums += sums[b]
+        total_squares += squares[b]
+    n_total = counts.sum()
+    rank_half = np.empty(halves.shape[0])
+    rank_complement = np.empty(halves.shape[0])
+    for h in numba.prange(halves.shape[0]):
+        inside_sums = np.zeros(n_variants)
+        inside_squares = np.zeros(n_variants)
+        n_inside = 0.0
+        for b in halves[h]:
+            inside_sums += sums[b]
+            inside_squares += squares[b]
+            n_inside += counts[b]
+        inside = np.empty(n_variants)
+        outside = np.empty(n_variants)
+        _sharpe_order_into(inside_sums, inside_squares, n_inside, inside)
+        _sharpe_order_into(
+            total_sums - inside_sums, total_squares - inside_squares, n_total - n_inside, outside
+        )
+        best_inside, best_outside = np.argmax(inside), np.argmax(outside)
+        rank_half[h] = np.count_nonzero(outside < outside[best_inside]) + 1
+        rank_complement[h] = np.count_nonzero(inside < inside[best_outside]) + 1
+    return rank_half, rank_complement
