@@ -168,7 +168,17 @@ for path in ('/dashboard', '/dashboard/static/dashboard.js', '/docs', '/docs/sta
 
 step "README's curl through the published port (the proxy) reaches both replicas"
 python3 - "$DEEPREGIME_PORT" <<'PY'
-import json, sys, urllib.request
+import json, sys, time, urllib.error, urllib.request
+# The proxy marks a replica up after two passed health checks (1 s apart) once compose's
+# DNS has the replica's address: until then it answers 503. Wait for both, bounded.
+deadline, up = time.monotonic() + 90, set()
+while up != {"api-1", "api-2"} and time.monotonic() < deadline:
+    try:
+        up.add(urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/health", timeout=5).headers["X-Served-By"])
+    except (urllib.error.URLError, ConnectionError) as error:
+        print("proxy not ready yet:", error)
+        time.sleep(1)
+print("the proxy has both replicas up:", sorted(up))
 served_by = set()
 for _ in range(20):
     answer = urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/regime/today", timeout=10)
